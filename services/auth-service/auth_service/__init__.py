@@ -1,0 +1,1 @@
+"""auth-service: users, credentials, roles and tokens."""

@@ -1,0 +1,153 @@
+"""The app factory every service uses: middleware, errors, health, metrics, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from redis.asyncio import Redis
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from servicekit.cache import create_redis
+from servicekit.config import ServiceSettings
+from servicekit.db import create_engine, create_sessionmaker
+from servicekit.errors import install_error_handlers
+from servicekit.events.broker import Broker
+from servicekit.events.consumer import EventConsumer
+from servicekit.events.relay import OutboxRelay
+from servicekit.health import HealthCheck, health_router
+from servicekit.http import ServiceClient
+from servicekit.logging import configure_logging
+from servicekit.metrics import metrics_router
+from servicekit.middleware import RequestContextMiddleware
+
+logger = logging.getLogger("servicekit.app")
+
+
+@dataclass
+class Runtime:
+    """Everything a running service holds: made in lifespan, handed out by dependencies."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+    broker: Broker | None = None
+    relay: OutboxRelay | None = None
+    consumers: list[EventConsumer] = field(default_factory=list)
+    clients: dict[str, ServiceClient] = field(default_factory=dict)
+    extra_health_checks: dict[str, HealthCheck] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> None:
+        """Run a background task for the app's lifetime (cancelled at shutdown)."""
+        self.tasks.append(asyncio.ensure_future(coro))
+        self.tasks[-1].set_name(name)
+
+
+RuntimeHook = Callable[[Runtime], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    """What a service plugs into the shared app factory."""
+
+    title: str
+    description: str
+    routers: Sequence[APIRouter]
+    outbox: Table | None = None
+    consumers: Callable[[Runtime], list[EventConsumer]] | None = None
+    on_startup: RuntimeHook | None = None
+    on_shutdown: RuntimeHook | None = None
+    uses_broker: bool = True
+    openapi_tags: list[dict[str, Any]] | None = None
+
+
+async def _start(runtime: Runtime, spec: ServiceSpec) -> None:
+    settings = runtime.settings
+    if spec.uses_broker and settings.events_enabled:
+        runtime.broker = Broker(settings)
+        runtime.broker.start()
+        if spec.outbox is not None:
+            runtime.relay = OutboxRelay(runtime.sessionmaker, spec.outbox, runtime.broker, settings)
+            runtime.relay.start()
+        if spec.consumers is not None:
+            runtime.consumers = spec.consumers(runtime)
+            for consumer in runtime.consumers:
+                runtime.spawn(consumer.start(), f"consumer-{consumer.name}")
+    if spec.on_startup is not None:
+        await spec.on_startup(runtime)
+
+
+async def _stop(runtime: Runtime, spec: ServiceSpec) -> None:
+    if spec.on_shutdown is not None:
+        await spec.on_shutdown(runtime)
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    if runtime.relay is not None:
+        await runtime.relay.stop()
+    for client in runtime.clients.values():
+        await client.aclose()
+    if runtime.broker is not None:
+        await runtime.broker.close()
+    await runtime.redis.aclose()
+    await runtime.engine.dispose()
+
+
+def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
+    """A FastAPI app with the shared middleware, error shape, /health, /metrics and lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level)
+        engine = create_engine(settings)
+        runtime = Runtime(settings, engine, create_sessionmaker(engine), create_redis(settings))
+        app.state.runtime = runtime
+        await _start(runtime, spec)
+        logger.info("%s started (%s)", settings.service_name, settings.environment)
+        try:
+            yield
+        finally:
+            await _stop(runtime, spec)
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="2.0.0",
+        lifespan=lifespan,
+        openapi_tags=spec.openapi_tags,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    app.include_router(health_router())
+    app.include_router(metrics_router())
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _redis(request: Request) -> Redis:
+    return _runtime(request).redis
+
+
+def _settings(request: Request) -> ServiceSettings:
+    settings: ServiceSettings = request.app.state.settings
+    return settings
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+RedisDep = Annotated[Redis, Depends(_redis)]

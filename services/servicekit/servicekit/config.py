@@ -1,0 +1,78 @@
+"""Settings read from the environment, with dev defaults refused in production."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
+DEV_INTERNAL_TOKEN = "dev-only-internal-token"
+DEV_DATABASE_PASSWORD = "dev-only-db-password"
+
+Environment = Literal["development", "test", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares; each service subclasses it with its own."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    service_name: str = "service"
+    environment: Environment = "development"
+    log_level: str = "INFO"
+
+    database_url: SecretStr = SecretStr(
+        f"postgresql+asyncpg://postgres:{DEV_DATABASE_PASSWORD}@127.0.0.1:5432/moviebooking"
+    )
+    db_schema: str = "public"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_prefix: str = "mb:"
+
+    rabbitmq_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    events_exchange: str = "booking_events"
+    queue_prefix: str = ""
+    events_enabled: bool = True
+    outbox_poll_interval: float = Field(default=0.2, gt=0)
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_retry_base_ms: int = Field(default=500, ge=1)
+    # Tests set this so their throw-away queues vanish from a shared broker.
+    queue_expires_ms: int | None = None
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "movie-booking-auth"
+    jwt_audience: str = "movie-booking"
+
+    internal_token: SecretStr = SecretStr(DEV_INTERNAL_TOKEN)
+    http_timeout_seconds: float = Field(default=2.0, gt=0)
+    breaker_fail_max: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> ServiceSettings:
+        if self.environment != "production":
+            return self
+        insecure = []
+        if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            insecure.append("JWT_SECRET")
+        if len(self.jwt_secret.get_secret_value()) < 32:
+            insecure.append("JWT_SECRET (shorter than 32 characters)")
+        if self.internal_token.get_secret_value() == DEV_INTERNAL_TOKEN:
+            insecure.append("INTERNAL_TOKEN")
+        if DEV_DATABASE_PASSWORD in self.database_url.get_secret_value():
+            insecure.append("DATABASE_URL")
+        insecure.extend(self.insecure_production_fields())
+        if insecure:
+            raise ValueError(
+                "refusing to start with development defaults in production: " + ", ".join(insecure)
+            )
+        return self
+
+    def insecure_production_fields(self) -> list[str]:
+        """Names of service-specific settings still at a dev default (override to add)."""
+        return []

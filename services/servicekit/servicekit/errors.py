@@ -1,0 +1,186 @@
+"""One exception hierarchy, one handler, one JSON error shape for every service.
+
+Every error body is ``{"error": {"code", "message", "request_id", "details"?}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from servicekit.context import request_id_var
+
+logger = logging.getLogger("servicekit.errors")
+
+
+class AppError(Exception):
+    """Base of every error a service answers on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.status = status or self.status
+        self.details = details
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(AppError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str = "Not authenticated", **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(message, **kw)
+
+
+class PaymentRequired(AppError):
+    status, code = 402, "payment_declined"
+
+
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+
+
+class Unprocessable(AppError):
+    status, code = 422, "validation_error"
+
+
+class TooManyRequests(AppError):
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
+        super().__init__(message, **kw)
+
+
+class BadGateway(AppError):
+    status, code = 502, "bad_gateway"
+
+
+class ServiceUnavailable(AppError):
+    status, code = 503, "service_unavailable"
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    request_id: str | None = None
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """The JSON body of every error."""
+
+    error: ErrorBody
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing or invalid bearer token",
+    402: "Payment declined",
+    403: "Not allowed for this role",
+    404: "Not found (or not yours)",
+    409: "Conflict with the current state",
+    413: "Body too large",
+    422: "Invalid input",
+    429: "Too many requests",
+    502: "Upstream failed",
+    503: "A dependency is unavailable",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the given error statuses."""
+    return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(s, "Error")} for s in statuses}
+
+
+def error_json(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    cleaned = []
+    for err in exc.errors():
+        item = {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg"), "type": err.get("type")}
+        cleaned.append(item)
+    return cleaned
+
+
+async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_json(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = _clean_validation_errors(exc)
+    first = details[0] if details else {"loc": [], "msg": "invalid input"}
+    where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path"))
+    message = f"{where}: {first['msg']}" if where else str(first["msg"])
+    return error_json(422, "validation_error", message, details)
+
+
+async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_json(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected_handler(_: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+    return error_json(500, "internal_error", "An unexpected error occurred")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the one error shape for app errors, validation, HTTP and unexpected errors."""
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)

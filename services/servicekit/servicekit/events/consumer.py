@@ -1,0 +1,160 @@
+"""The consumer base: own durable queue, manual ack after commit, dedupe, retries, dead letters.
+
+Queues of a consumer named ``C`` (with the configured prefix):
+- ``C``: bound to the topic exchange for the consumer's routing keys;
+- ``C.retry``: a failed message waits here for its back-off (per-message TTL),
+  then dead-letters back to ``C``;
+- ``C.dlq``: messages that failed ``consumer_max_attempts`` times, or could not
+  be parsed at all. Replay them with ``scripts/replay_dead_letters.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from pydantic import ValidationError
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from servicekit.config import ServiceSettings
+from servicekit.context import event_id_var
+from servicekit.events.broker import Broker
+from servicekit.events.envelope import EventEnvelope
+from servicekit.metrics import EVENTS_CONSUMED
+
+logger = logging.getLogger("servicekit.consumer")
+
+EventHandler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
+ATTEMPTS_HEADER = "x-attempts"
+
+
+class EventConsumer:
+    """Consumes ``routing_keys`` into ``handler``, which runs inside one database transaction."""
+
+    def __init__(
+        self,
+        name: str,
+        routing_keys: list[str],
+        handler: EventHandler,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        processed: Table,
+        broker: Broker,
+        settings: ServiceSettings,
+        prefetch: int = 20,
+    ) -> None:
+        self.name = name
+        self.queue_name = f"{settings.queue_prefix}{name}"
+        self.routing_keys = routing_keys
+        self.handler = handler
+        self.sessionmaker = sessionmaker
+        self.processed = processed
+        self.broker = broker
+        self.settings = settings
+        self.prefetch = prefetch
+        self.queue: AbstractQueue | None = None
+        self._channel: Any = None
+
+    async def start(self) -> None:
+        """Declare the queues and start consuming (waits for the broker connection)."""
+        await self.broker.ready.wait()
+        assert self.broker.connection is not None
+        self._channel = await self.broker.connection.channel(publisher_confirms=True)
+        await self._channel.set_qos(prefetch_count=self.prefetch)
+        await self._declare_topology()
+        assert self.queue is not None
+        await self.queue.consume(self._on_message)
+
+    async def _declare_topology(self) -> None:
+        ch, q = self._channel, self.queue_name
+        expires = self.settings.queue_expires_ms
+        extra = {"x-expires": expires} if expires else {}
+        await ch.declare_queue(f"{q}.dlq", durable=True, arguments=extra or None)
+        await ch.declare_queue(
+            f"{q}.retry",
+            durable=True,
+            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": q, **extra},
+        )
+        self.queue = await ch.declare_queue(
+            q,
+            durable=True,
+            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{q}.dlq", **extra},
+        )
+        exchange = await ch.declare_exchange(
+            self.settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        for routing_key in self.routing_keys:
+            await self.queue.bind(exchange, routing_key=routing_key)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = EventEnvelope.model_validate_json(message.body)
+        except ValidationError:
+            logger.error("unparseable message on %s dead-lettered", self.queue_name)
+            EVENTS_CONSUMED.labels(self.settings.service_name, "unknown", "dead_lettered").inc()
+            await message.reject(requeue=False)
+            return
+        token = event_id_var.set(str(event.event_id))
+        try:
+            await self._handle(message, event)
+        finally:
+            event_id_var.reset(token)
+
+    async def _handle(self, message: AbstractIncomingMessage, event: EventEnvelope) -> None:
+        try:
+            outcome = await self._process_once(event)
+        except Exception as exc:
+            logger.warning("handling %s failed: %s: %s", event.event_type, type(exc).__name__, exc)
+            await self._retry_or_dead_letter(message, event, exc)
+            return
+        EVENTS_CONSUMED.labels(self.settings.service_name, event.event_type, outcome).inc()
+        await message.ack()
+
+    async def _process_once(self, event: EventEnvelope) -> str:
+        """Run the handler and record the event id in one transaction; skip a duplicate."""
+        async with self.sessionmaker() as session, session.begin():
+            claimed = await session.execute(
+                insert(self.processed)
+                .values(event_id=event.event_id, consumer=self.name, event_type=event.event_type)
+                .on_conflict_do_nothing()
+                .returning(self.processed.c.event_id)
+            )
+            if claimed.first() is None:
+                return "duplicate"
+            await self.handler(session, event)
+        return "processed"
+
+    async def _retry_or_dead_letter(
+        self, message: AbstractIncomingMessage, event: EventEnvelope, exc: Exception
+    ) -> None:
+        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0) or 0) + 1
+        headers = dict(message.headers or {})
+        headers[ATTEMPTS_HEADER] = attempts
+        headers["x-last-error"] = f"{type(exc).__name__}: {exc}"[:500]
+        if attempts >= self.settings.consumer_max_attempts:
+            target, expiration, outcome = f"{self.queue_name}.dlq", None, "dead_lettered"
+        else:
+            backoff_ms = self.settings.consumer_retry_base_ms * 2 ** (attempts - 1)
+            target, expiration, outcome = f"{self.queue_name}.retry", backoff_ms / 1000, "retried"
+        republished = aio_pika.Message(
+            body=message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=message.type,
+            headers=headers,
+            expiration=expiration,
+        )
+        await self._channel.default_exchange.publish(republished, routing_key=target)
+        EVENTS_CONSUMED.labels(self.settings.service_name, event.event_type, outcome).inc()
+        await message.ack()
+
+    async def queue_depth(self) -> int:
+        """Messages waiting in the main queue (consumer lag)."""
+        assert self._channel is not None
+        declared = await self._channel.declare_queue(self.queue_name, passive=True)
+        return int(declared.declaration_result.message_count or 0)
