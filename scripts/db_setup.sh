@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create the database (if missing), the per-service roles and schemas, and run
 # every service's migrations. Usage: scripts/db_setup.sh [DBNAME] [--fresh]
+# ONLY_SERVICES="auth movie" limits which services are migrated.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DB="${1:-${DB_NAME:-moviebooking}}"
@@ -18,8 +19,8 @@ if ! psql -U "$ADMIN" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname=
 fi
 PGUSER="$ADMIN" POSTGRES_DB="$DB" bash "$ROOT/database/init/01-roles-and-schemas.sh"
 
-for svc in auth movie booking payment notification; do
-  if [[ -d "$ROOT/services/${svc}-service/${svc}_service/migrations/versions" ]]; then
+for svc in ${ONLY_SERVICES:-auth movie booking payment notification}; do
+  if [[ -f "$ROOT/services/${svc}-service/${svc}_service/migrations/env.py" ]]; then
     DATABASE_URL="postgresql+asyncpg://${svc}_service:${DB_PASSWORD:-dev-only-db-password}@${PGHOST}:${PGPORT}/${DB}" \
       "$PY" -m servicekit.migrations "${svc}_service"
   fi

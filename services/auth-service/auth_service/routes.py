@@ -75,7 +75,9 @@ async def token(
 @router.get("/verify", response_model=VerifyResponse, responses=error_responses(401))
 async def verify(user: CurrentUser) -> VerifyResponse:
     """Check a bearer token and return who it belongs to."""
-    return VerifyResponse(user_id=user.user_id, username=user.username, email=user.email, roles=list(user.roles))
+    return VerifyResponse(
+        user_id=user.user_id, username=user.username, email=user.email, roles=list(user.roles)
+    )
 
 
 @router.get("/me", response_model=UserOut, responses=error_responses(401, 404))

@@ -18,9 +18,7 @@ class RegisterRequest(BaseModel):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={
-            "examples": [
-                {"email": "user@example.com", "username": "moviefan", "password": "SecurePass123!"}
-            ]
+            "examples": [{"email": "user@example.com", "username": "moviefan", "password": "SecurePass123!"}]
         },
     )
 

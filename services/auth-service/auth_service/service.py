@@ -22,9 +22,7 @@ logger = logging.getLogger("auth_service")
 INVALID_CREDENTIALS = "Incorrect username or password"
 
 
-async def register_user(
-    session: AsyncSession, passwords: PasswordService, request: RegisterRequest
-) -> User:
+async def register_user(session: AsyncSession, passwords: PasswordService, request: RegisterRequest) -> User:
     """Create a user with role ``user``; 409 naming the taken field(s)."""
     taken = await repository.taken_fields(session, request.email, request.username)
     if taken:

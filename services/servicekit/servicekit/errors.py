@@ -148,7 +148,11 @@ _HTTP_CODES = {
 def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     cleaned = []
     for err in exc.errors():
-        item = {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg"), "type": err.get("type")}
+        item = {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": err.get("msg"),
+            "type": err.get("type"),
+        }
         cleaned.append(item)
     return cleaned
 

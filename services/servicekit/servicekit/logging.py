@@ -11,7 +11,10 @@ import orjson
 
 from servicekit.context import event_id_var, request_id_var, user_id_var
 
-_RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "color_message"}
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "color_message",
+}
 _SECRET_WORDS = ("password", "secret", "token", "authorization", "card_number")
 
 

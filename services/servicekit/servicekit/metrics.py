@@ -16,11 +16,11 @@ HTTP_LATENCY = Histogram(
     ["service", "method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-OUTBOX_BACKLOG = Gauge(
-    "outbox_backlog_events", "Outbox events not yet published", ["service"]
-)
+OUTBOX_BACKLOG = Gauge("outbox_backlog_events", "Outbox events not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
-    "outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox event", ["service"]
+    "outbox_oldest_unpublished_age_seconds",
+    "Age of the oldest unpublished outbox event",
+    ["service"],
 )
 EVENTS_PUBLISHED = Counter(
     "events_published_total", "Events published from the outbox", ["service", "event_type"]
@@ -34,7 +34,9 @@ CONSUMER_LAG = Gauge(
     "consumer_queue_messages", "Messages waiting in a consumer's queue", ["service", "queue"]
 )
 BREAKER_STATE = Gauge(
-    "circuit_breaker_state", "Circuit breaker state (0 closed, 1 half-open, 2 open)", ["service", "target"]
+    "circuit_breaker_state",
+    "Circuit breaker state (0 closed, 1 half-open, 2 open)",
+    ["service", "target"],
 )
 
 

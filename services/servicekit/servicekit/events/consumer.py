@@ -82,7 +82,11 @@ class EventConsumer:
         self.queue = await ch.declare_queue(
             q,
             durable=True,
-            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{q}.dlq", **extra},
+            arguments={
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": f"{q}.dlq",
+                **extra,
+            },
         )
         exchange = await ch.declare_exchange(
             self.settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True

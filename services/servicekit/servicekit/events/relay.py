@@ -98,7 +98,8 @@ class OutboxRelay:
                     await exchange.publish(build_message(row.payload), routing_key=row.event_type)
                 except Exception as exc:
                     await session.execute(
-                        update(t).where(t.c.event_id == row.event_id)
+                        update(t)
+                        .where(t.c.event_id == row.event_id)
                         .values(attempts=t.c.attempts + 1, last_error=type(exc).__name__)
                     )
                     logger.warning("publishing %s failed: %s", row.event_type, type(exc).__name__)
@@ -106,9 +107,7 @@ class OutboxRelay:
                 done.append(row.event_id)
                 EVENTS_PUBLISHED.labels(self.settings.service_name, row.event_type).inc()
             if done:
-                await session.execute(
-                    update(t).where(t.c.event_id.in_(done)).values(published_at=func.now())
-                )
+                await session.execute(update(t).where(t.c.event_id.in_(done)).values(published_at=func.now()))
         return len(done)
 
     async def _update_gauges(self) -> None:

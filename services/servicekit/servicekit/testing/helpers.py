@@ -60,16 +60,19 @@ async def app_client(app: FastAPI, base_url: str = "http://testserver") -> Async
 
 
 async def wait_until(
-    probe: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+    probe: Callable[[], Awaitable[T]],
+    within: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
 ) -> T:
-    """Poll ``probe`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll ``probe`` until it returns a truthy value; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while True:
         value = await probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(interval)
 
 

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+PASSWORD = "Correct-Horse-42"  # the password the register fixture uses
+Builder = Callable[..., Awaitable[dict[str, Any]]]
+
+
+async def test_register_returns_user_without_secrets(
+    client: httpx.AsyncClient, register: Builder, login: Builder
+) -> None:
+    user = await register(full_name="Ann Lee", phone_number="+84 912 345 678")
+    assert user["roles"] == ["user"]
+    assert user["full_name"] == "Ann Lee"
+    assert "password_hash" not in user and "hash" not in str(user)
+
+
+async def test_fields_a_client_must_not_set_are_ignored(
+    client: httpx.AsyncClient, register: Builder, login: Builder
+) -> None:
+    forced_id = str(uuid.uuid4())
+    user = await register(roles=["admin"], role="admin", id=forced_id, is_active=False)
+    assert user["roles"] == ["user"] and user["is_active"] is True and user["id"] != forced_id
+
+
+async def test_duplicate_email_or_username_is_409(
+    client: httpx.AsyncClient, register: Builder, login: Builder
+) -> None:
+    user = await register()
+    again = {
+        "email": user["email"].upper(),
+        "username": "other" + uuid.uuid4().hex[:6],
+        "password": PASSWORD,
+    }
+    response = await client.post("/register", json=again)
+    assert response.status_code == 409
+    assert response.json()["error"]["details"] == ["email"]
+    same_name = {
+        "email": f"x{uuid.uuid4().hex[:6]}@example.com",
+        "username": user["username"],
+        "password": PASSWORD,
+    }
+    assert (await client.post("/register", json=same_name)).status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("email", "not-an-email"),
+        ("password", "short1!"),
+        ("password", "x" * 129),
+        ("password", "Password123!"),
+        ("password", "aaaaaaaaaa"),
+        ("username", "a"),
+        ("username", "bad name; drop table"),
+    ],
+)
+async def test_bad_registration_is_422(
+    client: httpx.AsyncClient, register: Builder, login: Builder, field: str, value: str
+) -> None:
+    body = {
+        "email": f"v{uuid.uuid4().hex[:8]}@example.com",
+        "username": f"v{uuid.uuid4().hex[:8]}",
+        "password": PASSWORD,
+    }
+    body[field] = value
+    response = await client.post("/register", json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and field in error["message"]
+
+
+async def test_malformed_json_is_422_not_500(
+    client: httpx.AsyncClient, register: Builder, login: Builder
+) -> None:
+    response = await client.post(
+        "/register", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+async def test_login_by_username_or_email(
+    client: httpx.AsyncClient, register: Builder, login: Builder
+) -> None:
+    user = await register()
+    by_name = await login(user["username"])
+    by_email = await login(user["email"])
+    assert by_name["token_type"] == "bearer" and by_name["expires_in"] > 0
+    assert by_email["refresh_token"] != by_name["refresh_token"]
+
+
+async def test_wrong_password_and_unknown_user_look_the_same(
+    client: httpx.AsyncClient, register: Builder, login: Builder
+) -> None:
+    user = await register()
+    wrong = await client.post("/token", data={"username": user["username"], "password": "Nope-nope-99"})
+    unknown = await client.post(
+        "/token", data={"username": "ghost" + uuid.uuid4().hex[:6], "password": "Nope-nope-99"}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    strip = lambda r: {k: v for k, v in r.json()["error"].items() if k != "request_id"}  # noqa: E731
+    assert strip(wrong) == strip(unknown)
+
+
+async def test_sixth_quick_failed_login_is_429_with_retry_after(
+    client: httpx.AsyncClient, register: Builder, login: Builder
+) -> None:
+    user = await register()
+    for _ in range(5):
+        response = await client.post(
+            "/token", data={"username": user["username"], "password": "Wrong-pass-1"}
+        )
+        assert response.status_code == 401
+    sixth = await client.post("/token", data={"username": user["username"], "password": PASSWORD})
+    assert sixth.status_code == 429
+    assert int(sixth.headers["retry-after"]) > 0
+    assert sixth.json()["error"]["code"] == "too_many_requests"
