@@ -1,0 +1,1 @@
+"""movie-service: the catalog, theaters, auditorium seat maps, showtimes and seat availability."""
