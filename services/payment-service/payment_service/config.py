@@ -1,0 +1,28 @@
+"""payment-service settings."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from servicekit.config import DEV_DATABASE_PASSWORD, ServiceSettings
+
+ONE_DAY_SECONDS = 24 * 60 * 60
+
+
+class PaymentSettings(ServiceSettings):
+    service_name: str = "payment-service"
+    db_schema: str = "payment"
+    database_url: SecretStr = SecretStr(
+        f"postgresql+asyncpg://payment_service:{DEV_DATABASE_PASSWORD}@127.0.0.1:5432/moviebooking"
+    )
+
+    booking_service_url: str = "http://127.0.0.1:8003"
+
+    # Idempotency records are kept at least a day (SPEC: retries within 24 h replay).
+    idempotency_ttl_seconds: int = Field(default=ONE_DAY_SECONDS, ge=ONE_DAY_SECONDS)
+    # A request holding a key longer than this is presumed crashed; a retry may resume it.
+    idempotency_lock_seconds: float = Field(default=60.0, gt=0)
+    idempotency_purge_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    provider_max_attempts: int = Field(default=3, ge=1, le=10)
+    provider_retry_base_ms: int = Field(default=200, ge=1)
