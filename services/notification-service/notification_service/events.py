@@ -1,0 +1,99 @@
+"""Events notification-service consumes: their routing keys and the data it reads from them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONSUMER_NAME = "notification-service.events"
+
+
+class EventData(BaseModel):
+    """Fields every consumed event about a user carries (contracts.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: uuid.UUID
+    user_email: str = Field(min_length=3, max_length=254)
+
+
+class UserRegistered(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: uuid.UUID
+    email: str = Field(min_length=3, max_length=254)
+    username: str
+    full_name: str | None = None
+    phone_number: str | None = None
+
+    @property
+    def user_email(self) -> str:
+        return self.email
+
+
+class BookingConfirmed(EventData):
+    booking_id: uuid.UUID
+    showtime_id: uuid.UUID | str
+    movie_title: str
+    theater_name: str
+    auditorium_name: str
+    starts_at: datetime
+    seats: list[str]
+    total_amount: int
+    currency: str
+    payment_id: uuid.UUID | str | None = None
+
+
+class BookingCancelled(EventData):
+    booking_id: uuid.UUID
+    seats: list[str]
+    total_amount: int
+    currency: str
+    reason: str
+    refund_required: bool = False
+    payment_id: uuid.UUID | str | None = None
+
+
+class BookingExpired(EventData):
+    booking_id: uuid.UUID
+    seats: list[str]
+    movie_title: str | None = None
+    starts_at: datetime | None = None
+
+
+class PaymentCompleted(EventData):
+    payment_id: uuid.UUID | str
+    booking_id: uuid.UUID
+    amount: int
+    currency: str
+
+
+class PaymentOutcome(EventData):
+    """``payment.failed`` and ``payment.refunded``."""
+
+    payment_id: uuid.UUID | str
+    booking_id: uuid.UUID
+    amount: int
+    currency: str
+    reason: str | None = None
+
+
+UserEvent = UserRegistered | EventData
+
+EVENT_MODELS: dict[str, type[UserRegistered] | type[EventData]] = {
+    "user.registered": UserRegistered,
+    "booking.confirmed": BookingConfirmed,
+    "booking.cancelled": BookingCancelled,
+    "booking.expired": BookingExpired,
+    "payment.completed": PaymentCompleted,
+    "payment.failed": PaymentOutcome,
+    "payment.refunded": PaymentOutcome,
+}
+ROUTING_KEYS = list(EVENT_MODELS)
+
+
+def parse_event_data(event_type: str, data: dict[str, object]) -> UserEvent:
+    """The typed data of a consumed event (ValidationError when it breaks the contract)."""
+    return EVENT_MODELS[event_type].model_validate(data)

@@ -1,0 +1,67 @@
+"""Message bodies from the Jinja2 templates in ``templates/``: subject, plain text, HTML, SMS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+# ISO 4217 currencies without minor units.
+ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str
+    text: str
+    html: str
+    sms: str
+
+
+def format_money(amount: int, currency: str) -> str:
+    """Integer minor units as a readable amount: ``1250, "USD"`` -> ``12.50 USD``."""
+    if currency.upper() in ZERO_DECIMAL_CURRENCIES:
+        return f"{amount:,} {currency.upper()}"
+    return f"{amount / 100:,.2f} {currency.upper()}"
+
+
+def format_time(value: str | datetime | None) -> str:
+    """An ISO 8601 instant as ``Sat 28 Nov 2026, 19:30 UTC``."""
+    if value is None:
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.strftime("%a %d %b %Y, %H:%M %Z").strip()
+
+
+def booking_reference(booking_id: str) -> str:
+    """The short reference printed on tickets: the booking id's first 8 characters."""
+    return str(booking_id).replace("-", "")[:8].upper()
+
+
+class Renderer:
+    """Renders ``<name>.subject.txt``, ``<name>.txt``, ``<name>.html`` and ``<name>.sms.txt``."""
+
+    def __init__(self) -> None:
+        self.env = Environment(
+            loader=PackageLoader("notification_service", "templates"),
+            autoescape=select_autoescape(["html"]),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(money=format_money, when=format_time, reference=booking_reference)
+
+    def _part(self, template: str, suffix: str, context: dict[str, Any]) -> str:
+        return self.env.get_template(f"{template}.{suffix}").render(**context)
+
+    def subject(self, template: str, context: dict[str, Any]) -> str:
+        """The one-line subject (whitespace collapsed, at most 200 characters)."""
+        return " ".join(self._part(template, "subject.txt", context).split())[:200]
+
+    def render(self, template: str, context: dict[str, Any]) -> RenderedMessage:
+        """Every part of the message ``template`` for ``context``."""
+        text, html = self._part(template, "txt", context), self._part(template, "html", context)
+        sms = self._part(template, "sms.txt", context).strip()
+        return RenderedMessage(self.subject(template, context), text, html, sms)

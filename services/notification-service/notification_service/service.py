@@ -1,0 +1,162 @@
+"""The rules of notification-service: what an event sends, at most once per channel, with retries."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notification_service import repository, rules
+from notification_service.channels import DeliveryError, EmailSender, SmsProvider
+from notification_service.config import NotificationSettings
+from notification_service.events import UserEvent, UserRegistered, parse_event_data
+from notification_service.metrics import NOTIFICATIONS
+from notification_service.models import Notification, Preference
+from notification_service.rendering import Renderer
+from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from servicekit.events import EventEnvelope
+
+logger = logging.getLogger("notification_service.service")
+OUTCOME_OF_STATUS = {"sent": "sent", "failed": "failed", "pending": "retried"}
+
+
+class RetryLater(Exception):
+    """A delivery failed for now; the consumer retries the event with back-off."""
+
+
+class Dispatcher:
+    """Turns events into notifications and delivers each (event, channel) at most once.
+
+    A notification row is claimed (committed as ``pending``) before anything is sent,
+    and marked ``sent`` right after: a redelivered event skips what is ``sent`` and
+    retries what is still ``pending``.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: NotificationSettings,
+        email: EmailSender,
+        sms: SmsProvider,
+    ) -> None:
+        self.sessionmaker, self.settings = sessionmaker, settings
+        self.email, self.sms = email, sms
+        self.renderer = Renderer()
+
+    async def on_event(self, session: AsyncSession, event: EventEnvelope) -> None:
+        """Consumer handler: send what ``event`` calls for (see rules.py); raise to retry later."""
+        data = parse_event_data(event.event_type, event.data)
+        if isinstance(data, UserRegistered):
+            await repository.remember_phone(session, data.user_id, data.phone_number)
+        template = rules.template_for(event.event_type, data)
+        if template is None:
+            return
+        preference = await repository.get_preference(session, data.user_id)
+        channels = rules.channels_for(template, preference)
+        drafts = [self._draft(event, data, template, channel, preference) for channel in channels]
+        await self._deliver_all(drafts)
+
+    def _draft(
+        self, event: EventEnvelope, data: UserEvent, template: str, channel: str, pref: Preference | None
+    ) -> dict[str, Any]:
+        context = {"event_type": event.event_type, **data.model_dump(mode="json")}
+        phone = pref.phone_number if pref else None
+        return {
+            "user_id": data.user_id,
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "channel": channel,
+            "template": template,
+            "recipient": data.user_email if channel == "email" else phone,
+            "subject": self.renderer.subject(template, context),
+            "context": context,
+        }
+
+    async def _deliver_all(self, drafts: list[dict[str, Any]]) -> None:
+        failures: list[RetryLater] = []
+        for draft in drafts:
+            try:
+                await self._deliver(draft)
+            except RetryLater as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    async def _deliver(self, draft: dict[str, Any]) -> None:
+        async with self.sessionmaker() as session, session.begin():
+            row = await repository.claim_notification(session, draft)
+        if row.status == "sent":
+            return  # an earlier delivery of this event already sent it
+        try:
+            await self._send(row)
+        except DeliveryError as exc:
+            await self._after_failure(row, exc)
+            return
+        await self._record(row, "sent", None)
+
+    async def _after_failure(self, row: Notification, exc: DeliveryError) -> None:
+        """Pending while the retry budget lasts (then the consumer dead-letters it); failed after."""
+        give_up = exc.permanent or row.attempts + 1 >= self.settings.consumer_max_attempts
+        await self._record(row, "failed" if give_up else "pending", str(exc))
+        if not exc.permanent:
+            raise RetryLater(f"notification {row.id}: {exc}") from exc
+
+    async def _send(self, row: Notification) -> None:
+        body = self.renderer.render(row.template, row.context)
+        if row.channel == "email":
+            await self.email.send(row.recipient, str(row.id), body)
+        else:
+            await self.sms.send(row.recipient, str(row.id), body.sms)
+
+    async def _record(self, row: Notification, status: str, error: str | None) -> Notification:
+        async with self.sessionmaker() as session, session.begin():
+            updated = await repository.record_attempt(session, row.id, status, error)
+        NOTIFICATIONS.labels(row.channel, row.template, OUTCOME_OF_STATUS[status]).inc()
+        if status != "sent":
+            logger.warning("notification %s %s: %s", row.id, status, error)
+        return updated
+
+    async def resend(self, notification_id: uuid.UUID) -> Notification:
+        """Admin: send a notification that is not sent yet (failed or stuck pending) once more."""
+        async with self.sessionmaker() as session:
+            row = await repository.get_notification(session, notification_id)
+        if row is None:
+            raise NotFound("Notification not found")
+        if row.status == "sent":
+            raise Conflict("Notification was already sent", code="already_sent")
+        try:
+            await self._send(row)
+        except DeliveryError as exc:
+            await self._record(row, "failed", str(exc))
+            raise ServiceUnavailable(f"Delivery failed again: {exc}", code="delivery_failed") from exc
+        return await self._record(row, "sent", None)
+
+
+async def own_notification(
+    session: AsyncSession, user_id: uuid.UUID, notification_id: uuid.UUID
+) -> Notification:
+    """The caller's notification; someone else's is reported as not found."""
+    row = await repository.get_notification(session, notification_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("Notification not found")
+    return row
+
+
+async def preferences_of(session: AsyncSession, user_id: uuid.UUID) -> Preference:
+    """The user's channel preferences (email only when never set)."""
+    found = await repository.get_preference(session, user_id)
+    return found or Preference(user_id=user_id, email_enabled=True, sms_enabled=False, phone_number=None)
+
+
+async def set_preferences(
+    session: AsyncSession, user_id: uuid.UUID, email: bool, sms: bool, phone_number: str | None
+) -> Preference:
+    """Choose channels; at least one, and SMS needs a phone number (given now or known)."""
+    if not (email or sms):
+        raise Unprocessable("Choose at least one channel")
+    phone = phone_number or (await preferences_of(session, user_id)).phone_number
+    if sms and not phone:
+        raise Unprocessable("SMS needs a phone number", details=[{"loc": ["phone_number"]}])
+    return await repository.save_preference(session, user_id, email, sms, phone)
