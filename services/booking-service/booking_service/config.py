@@ -1,0 +1,25 @@
+"""booking-service settings."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from servicekit.config import DEV_DATABASE_PASSWORD, ServiceSettings
+
+
+class BookingSettings(ServiceSettings):
+    service_name: str = "booking-service"
+    db_schema: str = "booking"
+    database_url: SecretStr = SecretStr(
+        f"postgresql+asyncpg://booking_service:{DEV_DATABASE_PASSWORD}@127.0.0.1:5432/moviebooking"
+    )
+    movie_service_url: str = "http://127.0.0.1:8002"
+
+    hold_ttl_seconds: int = Field(default=300, ge=1, description="How long an unpaid hold lasts")
+    max_seats_per_booking: int = Field(default=10, ge=1)
+    max_pending_bookings_per_user: int = Field(default=5, ge=1)
+    showtime_cache_seconds: float = Field(default=120.0, ge=0, description="Showtime look-ups in Redis")
+    showtime_local_cache_seconds: float = Field(default=10.0, ge=0, description="... and in the process")
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    sweeper_interval_seconds: float = Field(default=2.0, gt=0)
+    sweeper_batch_size: int = Field(default=200, ge=1)

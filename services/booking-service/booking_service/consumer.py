@@ -1,0 +1,61 @@
+"""What booking-service consumes: payment outcomes, into the state machine."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_service import lifecycle
+from booking_service.holds import SeatHolds
+from booking_service.models import processed_events
+from servicekit.app import Runtime
+from servicekit.events import EventEnvelope
+from servicekit.events.consumer import EventConsumer, EventHandler
+
+logger = logging.getLogger("booking_service.consumer")
+CONSUMER_NAME = "booking-service.events"
+ROUTING_KEYS = ["payment.completed", "payment.failed", "payment.refunded"]
+
+
+class PaymentOutcome(BaseModel):
+    """The part of a payment.* event booking needs (the rest is ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    payment_id: str
+    booking_id: uuid.UUID
+
+
+def payment_event_handler(holds: SeatHolds) -> EventHandler:
+    """Apply a payment event to its booking (runs inside the consumer's transaction)."""
+
+    async def handle(session: AsyncSession, event: EventEnvelope) -> None:
+        outcome = PaymentOutcome.model_validate(event.data)
+        if event.event_type == "payment.completed":
+            await lifecycle.confirm_booking(session, outcome.booking_id, outcome.payment_id)
+        elif event.event_type == "payment.failed":
+            await lifecycle.fail_booking(session, holds, outcome.booking_id, outcome.payment_id)
+        elif event.event_type == "payment.refunded":
+            await lifecycle.record_refund(session, holds, outcome.booking_id, outcome.payment_id)
+        else:
+            logger.warning("unexpected event %s ignored", event.event_type)
+
+    return handle
+
+
+def build_consumers(runtime: Runtime, holds: SeatHolds) -> list[EventConsumer]:
+    assert runtime.broker is not None  # consumers are built only when events are enabled
+    handler = payment_event_handler(holds)
+    consumer = EventConsumer(
+        CONSUMER_NAME,
+        ROUTING_KEYS,
+        handler,
+        runtime.sessionmaker,
+        processed_events,
+        runtime.broker,
+        runtime.settings,
+    )
+    return [consumer]

@@ -1,0 +1,76 @@
+"""Events booking-service publishes through its outbox (payloads as docs/contracts.md)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_service.models import Booking, outbox
+from servicekit.events import add_event, new_event
+
+PRODUCER = "booking-service"
+CancelReason = Literal["user_cancelled", "payment_after_expiry", "payment_failed"]
+
+
+def _about(booking: Booking) -> dict[str, Any]:
+    return {
+        "booking_id": str(booking.id),
+        "user_id": str(booking.user_id),
+        "user_email": booking.user_email,
+        "showtime_id": str(booking.showtime_id),
+        "seats": list(booking.seats),
+    }
+
+
+def _money(booking: Booking) -> dict[str, Any]:
+    return {"total_amount": booking.total_amount, "currency": booking.currency}
+
+
+async def _publish(session: AsyncSession, event_type: str, data: dict[str, Any]) -> None:
+    await add_event(session, outbox, new_event(event_type, PRODUCER, data))
+
+
+async def publish_booking_created(session: AsyncSession, booking: Booking) -> None:
+    data = {**_about(booking), **_money(booking), "expires_at": booking.expires_at.isoformat()}
+    await _publish(session, "booking.created", data)
+
+
+async def publish_booking_confirmed(session: AsyncSession, booking: Booking) -> None:
+    data = {
+        **_about(booking),
+        "movie_title": booking.movie_title,
+        "theater_name": booking.theater_name,
+        "auditorium_name": booking.auditorium_name,
+        "starts_at": booking.starts_at.isoformat(),
+        **_money(booking),
+        "payment_id": booking.payment_id,
+    }
+    await _publish(session, "booking.confirmed", data)
+
+
+async def publish_booking_cancelled(
+    session: AsyncSession,
+    booking: Booking,
+    reason: CancelReason,
+    refund_required: bool,
+    payment_id: str | None,
+) -> None:
+    """``refund_required`` tells payment-service to refund ``payment_id``."""
+    data = {
+        **_about(booking),
+        **_money(booking),
+        "reason": reason,
+        "refund_required": refund_required,
+        "payment_id": payment_id,
+    }
+    await _publish(session, "booking.cancelled", data)
+
+
+async def publish_booking_expired(session: AsyncSession, booking: Booking) -> None:
+    data = {
+        **_about(booking),
+        "movie_title": booking.movie_title,
+        "starts_at": booking.starts_at.isoformat(),
+    }
+    await _publish(session, "booking.expired", data)

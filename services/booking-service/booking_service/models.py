@@ -1,0 +1,85 @@
+"""booking schema tables.
+
+``booking_seats.status`` mirrors its booking's status (both change in one
+statement), so the partial unique index over active rows is the last guard
+against double booking and the seat map needs no join.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ARRAY, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, func, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from servicekit.db import make_base
+from servicekit.events import outbox_table, processed_events_table
+
+Base = make_base("booking")
+outbox = outbox_table(Base.metadata)
+processed_events = processed_events_table(Base.metadata)
+
+STATUSES = ("pending", "confirmed", "cancelled", "expired", "failed")
+_STATUS_CHECK = "status IN ('pending', 'confirmed', 'cancelled', 'expired', 'failed')"
+ACTIVE_WHERE = text("status IN ('pending', 'confirmed')")
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    user_email: Mapped[str] = mapped_column(String(254), nullable=False)
+    showtime_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    seats: Mapped[list[str]] = mapped_column(ARRAY(String(16)), nullable=False)
+    total_amount: Mapped[int] = mapped_column(Integer, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    hold_token: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    movie_title: Mapped[str] = mapped_column(String(300), nullable=False)
+    theater_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    auditorium_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    payment_id: Mapped[str | None] = mapped_column(String(64))
+    cancel_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint(_STATUS_CHECK, name="status"),
+        CheckConstraint("total_amount >= 0", name="total_amount_not_negative"),
+        Index("ix_bookings_user_created", "user_id", "created_at"),
+        Index("ix_bookings_pending_expiry", "expires_at", postgresql_where=text("status = 'pending'")),
+    )
+
+
+class BookingSeat(Base):
+    __tablename__ = "booking_seats"
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("booking.bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    seat_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    showtime_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    tier: Mapped[str] = mapped_column(String(32), nullable=False)
+    price: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(_STATUS_CHECK, name="status"),
+        # The last guard: one active booking per seat of a showtime, whatever Redis says.
+        Index(
+            "uq_booking_seats_active_seat",
+            "showtime_id",
+            "seat_id",
+            unique=True,
+            postgresql_where=ACTIVE_WHERE,
+        ),
+    )

@@ -1,0 +1,96 @@
+"""booking-service HTTP API (thin: parse, authorize, call the service, shape the answer)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from booking_service import repository, service
+from booking_service.schemas import (
+    BookingOut,
+    BookingPage,
+    BookingStatus,
+    BookRequest,
+    InternalBookingOut,
+    SeatStatusOut,
+)
+from booking_service.service import BookingContext
+from servicekit.app import RuntimeDep
+from servicekit.db import SessionDep
+from servicekit.errors import error_responses
+from servicekit.security import CurrentUser, InternalCaller
+
+router = APIRouter(tags=["bookings"])
+internal_router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
+
+
+def _context(runtime: RuntimeDep) -> BookingContext:
+    context: BookingContext = runtime.state["booking"]
+    return context
+
+
+ContextDep = Annotated[BookingContext, Depends(_context)]
+
+
+@router.post(
+    "/book",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BookingOut,
+    responses=error_responses(401, 404, 409, 422, 503),
+)
+async def book(body: BookRequest, user: CurrentUser, session: SessionDep, ctx: ContextDep) -> BookingOut:
+    """Hold seats of a showtime (all or none) as a pending booking, to be paid before `expires_at`."""
+    booking = await service.book_seats(session, ctx, user, body)
+    return BookingOut.model_validate(booking)
+
+
+@router.get("/bookings", response_model=BookingPage, responses=error_responses(401, 422))
+async def list_bookings(
+    user: CurrentUser,
+    session: SessionDep,
+    status: BookingStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> BookingPage:
+    """The caller's bookings, newest first, optionally filtered by status."""
+    items, total = await repository.list_user_bookings(session, user.user_id, status, limit, offset)
+    return BookingPage(
+        items=[BookingOut.model_validate(b) for b in items], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/bookings/{booking_id}", response_model=BookingOut, responses=error_responses(401, 404, 422))
+async def get_booking(booking_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> BookingOut:
+    """One of the caller's bookings."""
+    return BookingOut.model_validate(await service.get_own_booking(session, user, booking_id))
+
+
+@router.post(
+    "/bookings/{booking_id}/cancel",
+    response_model=BookingOut,
+    responses=error_responses(401, 404, 409, 422),
+)
+async def cancel_booking(
+    booking_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: ContextDep
+) -> BookingOut:
+    """Cancel a booking: a pending one frees its seats at once, a confirmed one is refunded."""
+    booking = await service.cancel_own_booking(session, ctx, user, booking_id)
+    return BookingOut.model_validate(booking)
+
+
+@internal_router.get(
+    "/showtimes/{showtime_id}/seat-status", response_model=SeatStatusOut, responses=error_responses(404, 422)
+)
+async def seat_status(showtime_id: uuid.UUID, session: SessionDep, ctx: ContextDep) -> SeatStatusOut:
+    """Seats of a showtime that are not available (for movie-service's seat map)."""
+    return await service.seat_status(session, ctx.holds, showtime_id)
+
+
+@internal_router.get(
+    "/bookings/{booking_id}", response_model=InternalBookingOut, responses=error_responses(404, 422)
+)
+async def internal_booking(booking_id: uuid.UUID, session: SessionDep) -> InternalBookingOut:
+    """A booking's amount, owner and status (for payment-service)."""
+    return InternalBookingOut.model_validate(await service.get_booking(session, booking_id))

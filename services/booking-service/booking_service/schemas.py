@@ -1,0 +1,84 @@
+"""booking-service request and response models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+BookingStatus = Literal["pending", "confirmed", "cancelled", "expired", "failed"]
+SeatId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,3}[0-9]{1,4}$", max_length=8)]
+HARD_MAX_SEATS = 100  # the configurable limit (MAX_SEATS_PER_BOOKING) is checked by the service
+
+
+class BookRequest(BaseModel):
+    """Seats to hold for a showtime: all of them or none."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"showtime_id": "0b8f7a4e-2d0c-4c52-9a4c-3f1e6d2b9a10", "seat_ids": ["A1", "A2"]}]
+        },
+    )
+
+    showtime_id: uuid.UUID
+    seat_ids: list[SeatId] = Field(min_length=1, max_length=HARD_MAX_SEATS, description="Seat labels")
+
+    @field_validator("seat_ids")
+    @classmethod
+    def _no_duplicates(cls, seat_ids: list[str]) -> list[str]:
+        upper = [s.upper() for s in seat_ids]
+        duplicates = sorted({s for s in upper if upper.count(s) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate seats: {', '.join(duplicates)}")
+        return upper
+
+
+class BookingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: BookingStatus
+    showtime_id: uuid.UUID
+    seats: list[str]
+    total_amount: int = Field(description="Integer minor units of `currency`")
+    currency: str
+    expires_at: datetime = Field(description="When an unpaid hold expires")
+    movie_title: str
+    theater_name: str
+    auditorium_name: str
+    starts_at: datetime
+    payment_id: str | None
+    cancel_reason: str | None
+    created_at: datetime
+
+
+class BookingPage(BaseModel):
+    items: list[BookingOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class InternalBookingOut(BaseModel):
+    """What payment-service needs: amount, owner, status."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+    status: BookingStatus
+    showtime_id: uuid.UUID
+    seats: list[str]
+    total_amount: int
+    currency: str
+    expires_at: datetime
+
+
+class SeatStatusOut(BaseModel):
+    showtime_id: uuid.UUID
+    held: list[str] = Field(description="A pending booking or a live Redis hold")
+    booked: list[str] = Field(description="A confirmed booking")

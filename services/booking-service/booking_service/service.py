@@ -1,0 +1,181 @@
+"""The rules of booking: holding seats, reading bookings, the seat statuses of a showtime.
+
+A booking costs one Redis round trip (the hold script) and one transaction;
+the showtime look-up is cached (see catalog.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_service import events, lifecycle, repository
+from booking_service.catalog import SeatInfo, ShowtimeCatalog, ShowtimeInfo
+from booking_service.config import BookingSettings
+from booking_service.holds import SeatHolds, new_hold_token
+from booking_service.metrics import BOOKINGS
+from booking_service.models import Booking, BookingSeat
+from booking_service.schemas import BookRequest, SeatStatusOut
+from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from servicekit.security import Principal
+
+logger = logging.getLogger("booking_service")
+
+
+@dataclass(frozen=True)
+class BookingContext:
+    """What the booking rules need beyond the session: made once at start-up."""
+
+    settings: BookingSettings
+    catalog: ShowtimeCatalog
+    holds: SeatHolds
+
+
+def seat_order(seat_id: str) -> tuple[str, int]:
+    match = re.match(r"([A-Za-z]+)(\d+)", seat_id)
+    return (match.group(1), int(match.group(2))) if match else (seat_id, 0)
+
+
+def seats_taken(seat_ids: Sequence[str]) -> Conflict:
+    taken = sorted(seat_ids, key=seat_order)
+    return Conflict(f"Seats not available: {', '.join(taken)}", code="seats_unavailable", details=taken)
+
+
+def choose_seats(
+    settings: BookingSettings, showtime: ShowtimeInfo, seat_ids: Sequence[str]
+) -> list[SeatInfo]:
+    """The requested seats of a bookable showtime (409 started, 422 too many or unknown)."""
+    if showtime.starts_at <= datetime.now(UTC):
+        raise Conflict("This showtime has already started", code="showtime_started")
+    if len(seat_ids) > settings.max_seats_per_booking:
+        raise Unprocessable(
+            f"At most {settings.max_seats_per_booking} seats per booking", code="too_many_seats"
+        )
+    unknown = [s for s in seat_ids if s not in showtime.seat_map]
+    if unknown:
+        message = f"Unknown seats for this showtime: {', '.join(unknown)}"
+        raise Unprocessable(message, code="unknown_seats", details=unknown)
+    return [showtime.seat_map[s] for s in seat_ids]
+
+
+async def book_seats(
+    session: AsyncSession, ctx: BookingContext, user: Principal, request: BookRequest
+) -> Booking:
+    """Hold the seats in Redis (all or none), then write the pending booking; 409 names taken seats."""
+    showtime = await ctx.catalog.get(request.showtime_id)
+    seats = choose_seats(ctx.settings, showtime, request.seat_ids)
+    token = new_hold_token()
+    taken = await ctx.holds.hold(showtime.showtime_id, request.seat_ids, token)
+    if taken:
+        raise seats_taken(taken)
+    try:
+        return await _write_booking(session, ctx.settings, user, showtime, seats, token)
+    except BaseException:
+        await ctx.holds.release(showtime.showtime_id, request.seat_ids, token)
+        raise
+
+
+async def _write_booking(
+    session: AsyncSession,
+    settings: BookingSettings,
+    user: Principal,
+    showtime: ShowtimeInfo,
+    seats: list[SeatInfo],
+    token: str,
+) -> Booking:
+    if await repository.count_pending(session, user.user_id) >= settings.max_pending_bookings_per_user:
+        message = f"At most {settings.max_pending_bookings_per_user} unpaid bookings at a time"
+        raise Conflict(message, code="too_many_pending_bookings")
+    booking, rows = _new_booking(settings, user, showtime, seats, token)
+    try:
+        await repository.add_booking(session, booking, rows)
+    except IntegrityError as exc:  # the database guard: Redis lost a hold, or a race we did not see
+        await session.rollback()
+        ids = [s.seat_id for s in seats]
+        raise seats_taken(await repository.active_seats(session, showtime.showtime_id, ids) or ids) from exc
+    await events.publish_booking_created(session, booking)
+    BOOKINGS.labels(lifecycle.PENDING).inc()
+    return booking
+
+
+def _new_booking(
+    settings: BookingSettings, user: Principal, showtime: ShowtimeInfo, seats: list[SeatInfo], token: str
+) -> tuple[Booking, list[BookingSeat]]:
+    now = datetime.now(UTC)
+    booking = Booking(
+        id=uuid.uuid4(),
+        user_id=user.user_id,
+        user_email=user.email,
+        showtime_id=showtime.showtime_id,
+        status=lifecycle.PENDING,
+        seats=[s.seat_id for s in seats],
+        total_amount=sum(s.price for s in seats),
+        currency=showtime.currency,
+        hold_token=token,
+        expires_at=now + timedelta(seconds=settings.hold_ttl_seconds),
+        movie_title=showtime.movie_title,
+        theater_name=showtime.theater_name,
+        auditorium_name=showtime.auditorium_name,
+        starts_at=showtime.starts_at,
+        created_at=now,
+        updated_at=now,
+    )
+    rows = [_seat_row(booking, seat) for seat in seats]
+    return booking, rows
+
+
+def _seat_row(booking: Booking, seat: SeatInfo) -> BookingSeat:
+    return BookingSeat(
+        booking_id=booking.id,
+        seat_id=seat.seat_id,
+        showtime_id=booking.showtime_id,
+        status=lifecycle.PENDING,
+        tier=seat.tier,
+        price=seat.price,
+    )
+
+
+async def get_own_booking(session: AsyncSession, user: Principal, booking_id: uuid.UUID) -> Booking:
+    """The caller's booking; someone else's is 404, like a missing one."""
+    booking = await repository.get_booking(session, booking_id)
+    if booking is None or booking.user_id != user.user_id:
+        raise NotFound("Booking not found", code="booking_not_found")
+    return booking
+
+
+async def get_booking(session: AsyncSession, booking_id: uuid.UUID) -> Booking:
+    booking = await repository.get_booking(session, booking_id)
+    if booking is None:
+        raise NotFound("Booking not found", code="booking_not_found")
+    return booking
+
+
+async def cancel_own_booking(
+    session: AsyncSession, ctx: BookingContext, user: Principal, booking_id: uuid.UUID
+) -> Booking:
+    """Cancel the caller's booking (idempotent); see lifecycle.cancel_booking."""
+    booking = await get_own_booking(session, user, booking_id)
+    return await lifecycle.cancel_booking(session, ctx.holds, booking)
+
+
+async def seat_status(session: AsyncSession, holds: SeatHolds, showtime_id: uuid.UUID) -> SeatStatusOut:
+    """Seats not available: booked (confirmed) and held (pending, or a live Redis hold)."""
+    rows = await repository.seat_statuses(session, showtime_id)
+    booked = {seat for seat, status in rows if status == lifecycle.CONFIRMED}
+    held = {seat for seat, status in rows if status == lifecycle.PENDING}
+    try:
+        held.update(await holds.held_seats(showtime_id))
+    except ServiceUnavailable:  # nobody can take a new hold either; the database has the rest
+        logger.warning("seat status without Redis holds for showtime %s", showtime_id)
+    return SeatStatusOut(
+        showtime_id=showtime_id,
+        held=sorted(held - booked, key=seat_order),
+        booked=sorted(booked, key=seat_order),
+    )
