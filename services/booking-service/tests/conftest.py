@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from booking_service.config import BookingSettings
+from booking_service.main import create_app
+from servicekit.db import create_engine, create_sessionmaker
+from servicekit.events import new_event
+from servicekit.testing import RabbitSpy, app_client, mint_token, test_settings_overrides
+
+Builder = Callable[..., Awaitable[Any]]
+ROWS = "ABCDEF"
+SEATS_PER_ROW = 10
+
+
+def make_settings(**extra: Any) -> BookingSettings:
+    extra.setdefault("sweeper_interval_seconds", 0.1)
+    return BookingSettings(**test_settings_overrides("booking_service", "booking", **extra))
+
+
+@pytest.fixture(scope="session")
+def settings() -> BookingSettings:
+    return make_settings(max_pending_bookings_per_user=3)
+
+
+def contract_movie_app(settings: BookingSettings) -> FastAPI:
+    """movie-service's ``GET /internal/showtimes/{id}`` exactly as docs/contracts.md pins it."""
+    app = FastAPI()
+    app.state.showtimes = {}
+
+    @app.get("/internal/showtimes/{showtime_id}")
+    async def showtime(showtime_id: uuid.UUID, x_internal_token: str = Header("")) -> JSONResponse:
+        found = app.state.showtimes.get(showtime_id)
+        if x_internal_token != settings.internal_token.get_secret_value() or found is None:
+            return JSONResponse({"error": {"code": "not_found", "message": "Not Found"}}, status_code=404)
+        return JSONResponse(found)
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def movie_app(settings: BookingSettings) -> FastAPI:
+    return contract_movie_app(settings)
+
+
+def showtime_body(starts_at: datetime) -> dict[str, Any]:
+    seats = [
+        {
+            "seat_id": f"{row}{n}",
+            "row": row,
+            "number": n,
+            "tier": "vip" if row == "F" else "standard",
+            "price": 2000 if row == "F" else 1200,
+        }
+        for row in ROWS
+        for n in range(1, SEATS_PER_ROW + 1)
+    ]
+    return {
+        "showtime_id": str(uuid.uuid4()),
+        "movie_id": str(uuid.uuid4()),
+        "movie_title": "The Test Reel",
+        "theater_id": str(uuid.uuid4()),
+        "theater_name": "Test Cinema",
+        "city": "Hanoi",
+        "auditorium_id": str(uuid.uuid4()),
+        "auditorium_name": "Hall 1",
+        "starts_at": starts_at.isoformat(),
+        "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
+        "currency": "VND",
+        "seats": seats,
+    }
+
+
+@pytest.fixture
+def make_showtime(movie_app: FastAPI) -> Builder:
+    """A fresh showtime (rows A-F of 10 seats, row F is VIP at 2000); starts in a day by default."""
+
+    async def build(starts_in: timedelta = timedelta(days=1)) -> dict[str, Any]:
+        body = showtime_body(datetime.now(UTC) + starts_in)
+        movie_app.state.showtimes[uuid.UUID(body["showtime_id"])] = body
+        return body
+
+    return build
+
+
+@asynccontextmanager
+async def _booking_client(settings: BookingSettings, movie_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, movie_transport=httpx.ASGITransport(app=movie_app))
+    async with app_client(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def client(settings: BookingSettings, movie_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with _booking_client(settings, movie_app) as c:
+        yield c
+
+
+@pytest.fixture
+def booking_client(
+    movie_app: FastAPI,
+) -> Callable[[BookingSettings], AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """Another booking app with its own settings (short holds, a proxied Redis, ...)."""
+    return lambda settings: _booking_client(settings, movie_app)
+
+
+@pytest.fixture
+def user_headers(settings: BookingSettings) -> Callable[..., dict[str, str]]:
+    """Bearer headers of a fresh user (or of ``user_id``)."""
+
+    def build(user_id: uuid.UUID | None = None) -> dict[str, str]:
+        user_id = user_id or uuid.uuid4()
+        token = mint_token(settings, user_id=user_id, email=f"u{user_id.hex[:8]}@example.com")
+        return {"Authorization": f"Bearer {token}"}
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def internal_headers(settings: BookingSettings) -> dict[str, str]:
+    return {"X-Internal-Token": settings.internal_token.get_secret_value()}
+
+
+@pytest.fixture
+def book(client: httpx.AsyncClient, user_headers: Callable[..., dict[str, str]]) -> Builder:
+    """POST /book for a user (fresh by default); returns the response."""
+
+    async def build(
+        showtime: dict[str, Any],
+        seats: list[str],
+        headers: dict[str, str] | None = None,
+        via: httpx.AsyncClient | None = None,
+    ) -> httpx.Response:
+        body = {"showtime_id": showtime["showtime_id"], "seat_ids": seats}
+        return await (via or client).post("/book", json=body, headers=headers or user_headers())
+
+    return build
+
+
+@pytest.fixture(scope="session")
+async def db(settings: BookingSettings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(settings)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def redis(settings: BookingSettings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def forget_run_keys(redis: Redis, settings: BookingSettings) -> Callable[[], Awaitable[int]]:
+    """Delete this run's Redis keys only (never FLUSHALL the shared Redis): Redis 'lost' the holds."""
+
+    async def forget() -> int:
+        keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}lock:*", count=1000)]
+        return int(await redis.delete(*keys)) if keys else 0
+
+    return forget
+
+
+@pytest.fixture
+async def spy(settings: BookingSettings) -> AsyncIterator[RabbitSpy]:
+    """Sees every booking.* event of this run, and publishes payment events."""
+    url = settings.rabbitmq_url.get_secret_value()
+    async with RabbitSpy(url, settings.events_exchange, ["booking.*"]) as rabbit:
+        yield rabbit
+
+
+@pytest.fixture
+def publish_payment(spy: RabbitSpy) -> Builder:
+    """Publish a payment.* event about a booking, as payment-service would; returns the envelope."""
+
+    async def build(event_type: str, booking: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        data = {
+            "payment_id": str(uuid.uuid4()),
+            "booking_id": booking["id"],
+            "user_id": str(uuid.uuid4()),
+            "user_email": "payer@example.com",
+            "amount": booking["total_amount"],
+            "currency": booking["currency"],
+            **extra,
+        }
+        envelope = new_event(event_type, "payment-service", data).model_dump(mode="json")
+        await spy.publish(event_type, envelope)
+        return envelope
+
+    return build

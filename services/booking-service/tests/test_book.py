@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+Builder = Callable[..., Awaitable[Any]]
+Headers = Callable[..., dict[str, str]]
+
+
+async def test_book_holds_seats_and_prices_them_from_the_showtime(
+    client: httpx.AsyncClient, make_showtime: Builder, book: Builder
+) -> None:
+    showtime = await make_showtime()
+    response = await book(showtime, ["A1", "F2"])
+    assert response.status_code == 201, response.text
+    booking = response.json()
+    assert booking["status"] == "pending"
+    assert booking["showtime_id"] == showtime["showtime_id"]
+    assert booking["seats"] == ["A1", "F2"]
+    assert booking["total_amount"] == 1200 + 2000 and booking["currency"] == "VND"
+    assert booking["movie_title"] == "The Test Reel" and booking["expires_at"]
+
+
+async def test_a_held_seat_is_409_naming_the_taken_seats(make_showtime: Builder, book: Builder) -> None:
+    showtime = await make_showtime()
+    assert (await book(showtime, ["B1", "B2"])).status_code == 201
+    response = await book(showtime, ["B3", "B2", "B1"])
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "seats_unavailable" and error["details"] == ["B1", "B2"]
+    assert "B1" in error["message"]
+    assert (await book(showtime, ["B3"])).status_code == 201, "a failed request must not keep B3 held"
+
+
+async def test_the_amount_sent_by_a_client_is_ignored(
+    client: httpx.AsyncClient, make_showtime: Builder, user_headers: Headers
+) -> None:
+    showtime = await make_showtime()
+    body = {"showtime_id": showtime["showtime_id"], "seat_ids": ["C1"], "total_amount": 1}
+    response = await client.post("/book", json=body, headers=user_headers())
+    assert response.status_code == 201 and response.json()["total_amount"] == 1200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"seat_ids": ["A1"]}, 422, "validation_error"),
+        ({"showtime_id": "not-a-uuid", "seat_ids": ["A1"]}, 422, "validation_error"),
+        ({"showtime_id": "{showtime}", "seat_ids": []}, 422, "validation_error"),
+        ({"showtime_id": "{showtime}", "seat_ids": ["A1", "a1"]}, 422, "validation_error"),
+        (
+            {"showtime_id": "{showtime}", "seat_ids": [f"A{n}" for n in range(1, 11)] + ["B1"]},
+            422,
+            "too_many_seats",
+        ),
+        ({"showtime_id": "{showtime}", "seat_ids": ["Z99"]}, 422, "unknown_seats"),
+        ({"showtime_id": "{showtime}", "seat_ids": ["A1; DROP TABLE"]}, 422, "validation_error"),
+        ({"showtime_id": "{showtime}", "seat_ids": "A1"}, 422, "validation_error"),
+        ({"showtime_id": str(uuid.UUID(int=7)), "seat_ids": ["A1"]}, 404, "showtime_not_found"),
+    ],
+)
+async def test_bad_booking_input_is_a_4xx_json_error(
+    client: httpx.AsyncClient,
+    make_showtime: Builder,
+    user_headers: Headers,
+    body: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    showtime = await make_showtime()
+    if body.get("showtime_id") == "{showtime}":
+        body = {**body, "showtime_id": showtime["showtime_id"]}
+    response = await client.post("/book", json=body, headers=user_headers())
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+async def test_ten_seats_is_the_limit_not_an_error(make_showtime: Builder, book: Builder) -> None:
+    showtime = await make_showtime()
+    response = await book(showtime, [f"D{n}" for n in range(1, 11)])
+    assert response.status_code == 201 and len(response.json()["seats"]) == 10
+
+
+async def test_malformed_json_and_missing_token(client: httpx.AsyncClient, user_headers: Headers) -> None:
+    headers = {**user_headers(), "Content-Type": "application/json"}
+    malformed = await client.post("/book", content=b'{"showtime_id": ', headers=headers)
+    assert malformed.status_code == 422 and malformed.json()["error"]["code"] == "validation_error"
+    anonymous = await client.post("/book", json={"showtime_id": str(uuid.uuid4()), "seat_ids": ["A1"]})
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
+
+
+async def test_a_started_showtime_is_409(make_showtime: Builder, book: Builder) -> None:
+    showtime = await make_showtime(starts_in=timedelta(minutes=-5))
+    response = await book(showtime, ["A1"])
+    assert response.status_code == 409 and response.json()["error"]["code"] == "showtime_started"
+
+
+async def test_unpaid_bookings_per_user_are_limited(
+    make_showtime: Builder, book: Builder, user_headers: Headers, settings: Any
+) -> None:
+    showtime, headers = await make_showtime(), user_headers()
+    limit = settings.max_pending_bookings_per_user
+    for n in range(1, limit + 1):
+        assert (await book(showtime, [f"E{n}"], headers)).status_code == 201
+    response = await book(showtime, ["E9"], headers)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "too_many_pending_bookings"
+    assert (await book(showtime, ["E9"])).status_code == 201, "the refused hold was released"
