@@ -1,0 +1,54 @@
+"""booking-service, as payment-service sees it: ``GET /internal/bookings/{id}``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from payment_service.schemas import BookingView
+from servicekit.errors import BadGateway, Conflict, NotFound, Unprocessable
+from servicekit.http import ServiceClient
+
+
+class BookingGateway:
+    """Reads bookings through the shared client (timeouts, circuit breaker: 503 when down)."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def payable_booking(
+        self, booking_id: uuid.UUID, user_id: uuid.UUID, amount: int | None
+    ) -> BookingView:
+        """The caller's pending, unexpired booking; 404 / 409 / 422 (amount differs) / 503."""
+        booking = await self._fetch(booking_id)
+        if booking is None or booking.user_id != user_id:
+            raise NotFound("Booking not found", code="booking_not_found")
+        _check_payable(booking, amount)
+        return booking
+
+    async def _fetch(self, booking_id: uuid.UUID) -> BookingView | None:
+        response = await self._client.request("GET", f"/internal/bookings/{booking_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise BadGateway(f"booking-service answered {response.status_code}", code="booking_service_error")
+        try:
+            return BookingView.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise BadGateway(
+                "booking-service answered an unexpected body", code="booking_service_error"
+            ) from exc
+
+
+def _check_payable(booking: BookingView, amount: int | None) -> None:
+    if booking.status != "pending":
+        raise Conflict(f"The booking is {booking.status}, not pending", code="booking_not_pending")
+    if booking.expires_at is not None and booking.expires_at <= datetime.now(UTC):
+        raise Conflict("The booking's seat hold has expired", code="booking_expired")
+    if amount is not None and amount != booking.total_amount:
+        raise Unprocessable(
+            f"amount {amount} does not match the booking's total {booking.total_amount}",
+            code="amount_mismatch",
+        )

@@ -1,0 +1,21 @@
+"""Payment providers: the interface a real acquirer implements, and the simulated one."""
+
+from payment_service.providers.base import (
+    ChargeRequest,
+    ChargeResult,
+    PaymentProvider,
+    ProviderUnavailable,
+    RefundRequest,
+    RefundResult,
+)
+from payment_service.providers.simulated import SimulatedProvider
+
+__all__ = [
+    "ChargeRequest",
+    "ChargeResult",
+    "PaymentProvider",
+    "ProviderUnavailable",
+    "RefundRequest",
+    "RefundResult",
+    "SimulatedProvider",
+]

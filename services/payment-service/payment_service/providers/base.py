@@ -1,0 +1,60 @@
+"""What payment-service needs from a card provider (acquirer).
+
+Every call carries an idempotency key. The provider must answer a repeated key
+with the outcome it recorded the first time instead of charging again: that is
+what makes a retry after a timeout or a crash safe (SPEC invariant 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class ProviderUnavailable(Exception):
+    """A transient failure: nothing was charged, the same call may be retried with the same key."""
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    idempotency_key: str
+    amount: int
+    currency: str
+    reference: str
+    # The full number lives only in memory for the duration of the call; never stored or logged.
+    card_number: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    charge_id: str
+    approved: bool
+    decline_code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    idempotency_key: str
+    charge_id: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_id: str
+
+
+class PaymentProvider(Protocol):
+    """A card provider. Both calls are idempotent per ``idempotency_key``."""
+
+    name: str
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge a card; a decline is a result, a transient failure raises ProviderUnavailable."""
+        ...
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        """Refund a charge in full; raises ProviderUnavailable on a transient failure."""
+        ...

@@ -1,0 +1,169 @@
+"""Every SQL statement of payment-service (and of its simulated provider's ledger)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payment_service.models import (
+    CancelledBooking,
+    IdempotencyRecord,
+    Payment,
+    PaymentStatus,
+    ProviderLedgerEntry,
+)
+
+# --- payments ---------------------------------------------------------------------------
+
+
+async def add_payment(session: AsyncSession, payment: Payment) -> Payment:
+    """Insert; raises IntegrityError when the booking already has a pending or succeeded payment."""
+    session.add(payment)
+    await session.flush()
+    return payment
+
+
+async def get_payment(session: AsyncSession, payment_id: uuid.UUID, *, lock: bool = False) -> Payment | None:
+    stmt = select(Payment).where(Payment.id == payment_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def succeeded_payment_of_booking(session: AsyncSession, booking_id: uuid.UUID) -> Payment | None:
+    """The booking's succeeded payment (at most one, by the partial unique index), locked."""
+    stmt = (
+        select(Payment)
+        .where(Payment.booking_id == booking_id, Payment.status == PaymentStatus.SUCCEEDED)
+        .with_for_update()
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def list_payments(
+    session: AsyncSession, user_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[Payment], int]:
+    """A user's payments, newest first, and how many there are in all."""
+    stmt = (
+        select(Payment)
+        .where(Payment.user_id == user_id)
+        .order_by(Payment.created_at.desc(), Payment.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    items = list((await session.execute(stmt)).scalars())
+    total = await session.scalar(select(func.count()).where(Payment.user_id == user_id))
+    return items, int(total or 0)
+
+
+# --- idempotency records ----------------------------------------------------------------
+
+
+async def insert_idempotency_record(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Claim a key; False when the (user, key) record already exists (or is being inserted)."""
+    stmt = (
+        insert(IdempotencyRecord)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["user_id", "key"])
+        .returning(IdempotencyRecord.key)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def get_idempotency_record(
+    session: AsyncSession, user_id: uuid.UUID, key: str
+) -> IdempotencyRecord | None:
+    """The record, locked for this transaction."""
+    stmt = (
+        select(IdempotencyRecord)
+        .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+        .with_for_update()
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def update_idempotency_record(
+    session: AsyncSession, user_id: uuid.UUID, key: str, **values: Any
+) -> None:
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+        .values(**values)
+    )
+
+
+async def delete_idempotency_record(session: AsyncSession, user_id: uuid.UUID, key: str) -> None:
+    await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+    )
+
+
+async def purge_idempotency_records(session: AsyncSession, before: datetime) -> int:
+    """Delete finished records that expired before ``before``; returns how many."""
+    result = await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.expires_at < before, IdempotencyRecord.state == "completed"
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- the saga with booking --------------------------------------------------------------
+
+
+async def lock_booking(session: AsyncSession, booking_id: uuid.UUID) -> None:
+    """Serialise, per booking, finishing a payment with handling that booking's cancellation."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:booking, 0))"), {"booking": str(booking_id)}
+    )
+
+
+async def record_cancelled_booking(
+    session: AsyncSession, booking_id: uuid.UUID, reason: str, refund_required: bool
+) -> None:
+    await session.execute(
+        insert(CancelledBooking)
+        .values(booking_id=booking_id, reason=reason, refund_required=refund_required)
+        .on_conflict_do_nothing(index_elements=["booking_id"])
+    )
+
+
+async def get_cancelled_booking(session: AsyncSession, booking_id: uuid.UUID) -> CancelledBooking | None:
+    return await session.get(CancelledBooking, booking_id)
+
+
+# --- the simulated provider's ledger ----------------------------------------------------
+
+
+async def get_ledger_entry(session: AsyncSession, idempotency_key: str) -> ProviderLedgerEntry | None:
+    stmt = select(ProviderLedgerEntry).where(ProviderLedgerEntry.idempotency_key == idempotency_key)
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def add_ledger_entry(session: AsyncSession, entry: ProviderLedgerEntry) -> ProviderLedgerEntry:
+    """Insert once per key; a concurrent or repeated key gets the entry recorded first."""
+    columns = {c.key: getattr(entry, c.key) for c in ProviderLedgerEntry.__table__.columns}
+    columns.pop("created_at")
+    stmt = (
+        insert(ProviderLedgerEntry)
+        .values(**columns)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(ProviderLedgerEntry.idempotency_key)
+    )
+    await session.execute(stmt)
+    recorded = await get_ledger_entry(session, entry.idempotency_key)
+    assert recorded is not None
+    return recorded
+
+
+async def count_ledger_entries(session: AsyncSession, reference: str, operation: str) -> int:
+    """How many charges (reference: booking id) or refunds (reference: charge id) were made."""
+    stmt = select(func.count()).where(
+        ProviderLedgerEntry.reference == reference, ProviderLedgerEntry.operation == operation
+    )
+    return int(await session.scalar(stmt) or 0)

@@ -1,0 +1,43 @@
+"""payment-service's part of the booking saga: the ``payment-service.events`` consumer."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payment_service.models import processed_events
+from payment_service.refunds import refund_cancelled_booking
+from payment_service.schemas import BookingCancelled
+from servicekit.app import Runtime
+from servicekit.events.consumer import EventConsumer, EventHandler
+from servicekit.events.envelope import EventEnvelope
+
+CONSUMER_NAME = "payment-service.events"
+ROUTING_KEYS = ["booking.cancelled"]
+
+
+def booking_events_handler(runtime: Runtime) -> EventHandler:
+    """Refund the payment of a cancelled booking (inside the consumer's transaction)."""
+
+    async def handle(session: AsyncSession, event: EventEnvelope) -> None:
+        if event.event_type != "booking.cancelled":
+            return
+        cancelled = BookingCancelled.model_validate(event.data)
+        await refund_cancelled_booking(session, runtime.state["payments"].provider, cancelled)
+
+    return handle
+
+
+def consumers(runtime: Runtime) -> list[EventConsumer]:
+    assert runtime.broker is not None
+    handler = booking_events_handler(runtime)
+    return [
+        EventConsumer(
+            CONSUMER_NAME,
+            ROUTING_KEYS,
+            handler,
+            runtime.sessionmaker,
+            processed_events,
+            runtime.broker,
+            runtime.settings,
+        )
+    ]

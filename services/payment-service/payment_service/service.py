@@ -1,0 +1,234 @@
+"""Paying a booking: idempotency, the provider call with retries, the outcome with its event.
+
+One ``POST /process`` runs in steps, each its own transaction, because a charge
+at the provider sits between them and must never be repeated:
+
+1. claim the ``Idempotency-Key`` (committed: concurrent requests see it at once);
+2. read the booking, insert a ``pending`` payment linked to the key (committed:
+   the partial unique index refuses a second live payment of the booking);
+3. charge the provider with the payment's own key ``payment:{id}``, retrying
+   transient failures with back-off (a repeated key is never charged twice);
+4. in one transaction: the payment's outcome, its event in the outbox, the
+   answer stored under the key. A booking cancelled meanwhile is refunded here.
+
+A crash between 2 and 4 leaves the key ``in_flight``; once its lease lapses a
+retry with the same key resumes the same payment, and the provider answers the
+recorded charge instead of charging again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from payment_service import repository
+from payment_service.bookings import BookingGateway
+from payment_service.cards import card_brand, card_last4
+from payment_service.config import PaymentSettings
+from payment_service.events import publish_payment_completed, publish_payment_failed
+from payment_service.idempotency import IdempotencyStore, StoredResponse
+from payment_service.metrics import IDEMPOTENT_REPLAYS, PAYMENTS
+from payment_service.models import Payment, PaymentStatus
+from payment_service.providers import ChargeRequest, ChargeResult, PaymentProvider, ProviderUnavailable
+from payment_service.refunds import refund_payment
+from payment_service.schemas import BookingView, PaymentOut, PaymentRequest
+from servicekit.context import request_id_var
+from servicekit.errors import AppError, Conflict, ServiceUnavailable
+from servicekit.security import Principal
+
+logger = logging.getLogger("payment_service")
+
+
+@dataclass(frozen=True)
+class Payments:
+    """What paying needs, built once in lifespan."""
+
+    settings: PaymentSettings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    provider: PaymentProvider
+    bookings: BookingGateway
+    idempotency: IdempotencyStore
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    response: StoredResponse
+    replayed: bool
+
+
+async def process_payment(ctx: Payments, user: Principal, request: PaymentRequest, key: str) -> ProcessResult:
+    """Pay ``request.booking_id`` once per (user, key); a repeated key replays the first answer."""
+    fingerprint = ctx.idempotency.fingerprint(request)
+    stored = await ctx.idempotency.cached(user.user_id, key, fingerprint)
+    if stored is None:
+        claim = await ctx.idempotency.claim(user.user_id, key, fingerprint)
+        if claim.replay is None:
+            return await _pay_claimed(ctx, user, request, (key, fingerprint), claim.resume_payment_id)
+        stored = claim.replay
+    IDEMPOTENT_REPLAYS.inc()
+    return ProcessResult(stored, replayed=True)
+
+
+async def _pay_claimed(
+    ctx: Payments,
+    user: Principal,
+    request: PaymentRequest,
+    key_and_fingerprint: tuple[str, str],
+    resume_id: uuid.UUID | None,
+) -> ProcessResult:
+    key, fingerprint = key_and_fingerprint
+    try:
+        response = await _pay(ctx, user, request, key, resume_id)
+    except AppError:  # nothing was charged: the key may be used again
+        await ctx.idempotency.release(user.user_id, key)
+        raise
+    await ctx.idempotency.remember(user.user_id, key, fingerprint, response)
+    return ProcessResult(response, replayed=False)
+
+
+async def _pay(
+    ctx: Payments, user: Principal, request: PaymentRequest, key: str, resume_id: uuid.UUID | None
+) -> StoredResponse:
+    payment = await _resumable_payment(ctx, resume_id)
+    if payment is None:
+        booking = await ctx.bookings.payable_booking(request.booking_id, user.user_id, request.amount)
+        payment = await _start_payment(ctx, user, request, key, booking)
+    try:
+        result = await _charge(ctx, payment, request.card_number)
+    except ProviderUnavailable as exc:
+        await _give_up(ctx, payment)
+        raise ServiceUnavailable(
+            "The payment provider is unavailable; nothing was charged, retry later",
+            code="provider_unavailable",
+            headers={"Retry-After": "1"},
+        ) from exc
+    return await finish_payment(ctx, user.user_id, key, payment, result)
+
+
+async def _resumable_payment(ctx: Payments, payment_id: uuid.UUID | None) -> Payment | None:
+    if payment_id is None:
+        return None
+    async with ctx.sessionmaker() as session:
+        payment = await repository.get_payment(session, payment_id)
+    return payment if payment is not None and payment.status == PaymentStatus.PENDING else None
+
+
+async def _start_payment(
+    ctx: Payments, user: Principal, request: PaymentRequest, key: str, booking: BookingView
+) -> Payment:
+    number = request.card_number
+    payment = Payment(
+        user_id=user.user_id,
+        user_email=user.email or booking.user_email or "",
+        booking_id=booking.id,
+        amount=booking.total_amount,
+        currency=booking.currency,
+        status=PaymentStatus.PENDING,
+        payment_method=request.payment_method,
+        card_brand=card_brand(number) if number else None,
+        card_last4=card_last4(number) if number else None,
+        idempotency_key=key,
+        provider=ctx.provider.name,
+    )
+    async with ctx.sessionmaker() as session, session.begin():
+        try:
+            async with session.begin_nested():
+                await repository.add_payment(session, payment)
+        except IntegrityError as exc:
+            raise Conflict("This booking is already paid or being paid", code="booking_already_paid") from exc
+        await ctx.idempotency.attach_payment(session, user.user_id, key, payment.id)
+    return payment
+
+
+async def _charge(ctx: Payments, payment: Payment, card_number: str | None) -> ChargeResult:
+    """Charge under the payment's own key, retrying transient failures with exponential back-off."""
+    request = ChargeRequest(
+        f"payment:{payment.id}", payment.amount, payment.currency, str(payment.booking_id), card_number
+    )
+    attempts = ctx.settings.provider_max_attempts
+    for attempt in range(1, attempts + 1):
+        try:
+            return await ctx.provider.charge(request)
+        except ProviderUnavailable:
+            if attempt == attempts:
+                raise
+            logger.warning("provider unavailable for payment %s (attempt %d)", payment.id, attempt)
+            await asyncio.sleep(ctx.settings.provider_retry_base_ms * 2 ** (attempt - 1) / 1000)
+    raise AssertionError("unreachable")
+
+
+async def _give_up(ctx: Payments, payment: Payment) -> None:
+    """The provider stayed unavailable: the attempt failed, the booking stays payable (no event)."""
+    async with ctx.sessionmaker() as session, session.begin():
+        locked = await repository.get_payment(session, payment.id, lock=True)
+        if locked is not None and locked.status == PaymentStatus.PENDING:
+            _set_status(locked, PaymentStatus.FAILED, failure_reason="provider_unavailable")
+    PAYMENTS.labels("failed").inc()
+
+
+async def finish_payment(
+    ctx: Payments, user_id: uuid.UUID, key: str, payment: Payment, result: ChargeResult
+) -> StoredResponse:
+    """Store the outcome, its event and the key's answer in one transaction."""
+    async with ctx.sessionmaker() as session, session.begin():
+        await repository.lock_booking(session, payment.booking_id)
+        locked = await repository.get_payment(session, payment.id, lock=True)
+        assert locked is not None
+        response = await _apply_outcome(session, ctx.provider, locked, result)
+        await ctx.idempotency.complete(session, user_id, key, response)
+    return response
+
+
+async def _apply_outcome(
+    session: AsyncSession, provider: PaymentProvider, payment: Payment, result: ChargeResult
+) -> StoredResponse:
+    if payment.status != PaymentStatus.PENDING:  # a resumed twin got here first
+        return _answer(payment)
+    if not result.approved:
+        reason = result.decline_code or "card_declined"
+        _set_status(payment, PaymentStatus.FAILED, failure_reason=reason)
+        await publish_payment_failed(session, payment, reason)
+        PAYMENTS.labels("declined").inc()
+        return _declined(payment, result.message or "The card was declined")
+    _set_status(payment, PaymentStatus.SUCCEEDED, provider_charge_id=result.charge_id)
+    await publish_payment_completed(session, payment)
+    PAYMENTS.labels("succeeded").inc()
+    cancelled = await repository.get_cancelled_booking(session, payment.booking_id)
+    if cancelled is not None:  # the booking was cancelled while we charged
+        await refund_payment(session, provider, payment, cancelled.reason)
+    return _answer(payment)
+
+
+def _set_status(payment: Payment, status: PaymentStatus, **values: Any) -> None:
+    payment.status = status
+    payment.updated_at = datetime.now(UTC)
+    for name, value in values.items():
+        setattr(payment, name, value)
+
+
+def _answer(payment: Payment) -> StoredResponse:
+    if payment.status == PaymentStatus.FAILED:
+        return _declined(payment, "The card was declined")
+    if payment.status == PaymentStatus.REFUNDED:
+        message = "The booking was cancelled while it was being paid; the charge was refunded"
+        return _error(
+            409, "booking_cancelled", message, {"payment_id": str(payment.id), "status": "refunded"}
+        )
+    return StoredResponse(201, PaymentOut.model_validate(payment).model_dump(mode="json"))
+
+
+def _declined(payment: Payment, message: str) -> StoredResponse:
+    details = {"payment_id": str(payment.id), "reason": payment.failure_reason}
+    return _error(402, "payment_declined", message, details)
+
+
+def _error(status: int, code: str, message: str, details: dict[str, Any]) -> StoredResponse:
+    body = {"code": code, "message": message, "request_id": request_id_var.get(), "details": details}
+    return StoredResponse(status, {"error": body})
