@@ -1,0 +1,139 @@
+"""Each event gives its documented mail, once, to the right address, with the booking's details."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from servicekit.testing import wait_until
+
+# event type -> (words in the subject, payload fields that must appear in the plain-text body)
+DOCUMENTED_MAILS: dict[str, tuple[str, list[str]]] = {
+    "user.registered": ("Welcome to Movie Booking", ["Ann Lee", "moviefan"]),
+    "booking.confirmed": (
+        "Your tickets",
+        ["booking_id", "movie_title", "theater_name", "auditorium_name", "seats", "payment_id"],
+    ),
+    "booking.cancelled": ("cancelled", ["booking_id", "seats"]),
+    "booking.expired": ("seat hold expired", ["booking_id", "seats", "movie_title"]),
+    "payment.failed": ("Payment failed", ["booking_id", "payment_id", "reason"]),
+    "payment.refunded": ("Refund of 25.00 USD", ["booking_id", "payment_id"]),
+}
+
+
+def _expected_words(data: dict[str, Any], fields: list[str]) -> list[str]:
+    words: list[str] = []
+    for name in fields:
+        value = data.get(name, name)
+        words.extend(value if isinstance(value, list) else [str(value)])
+    return words
+
+
+@pytest.mark.parametrize("event_type", list(DOCUMENTED_MAILS))
+async def test_event_sends_its_documented_mail_once(
+    client: httpx.AsyncClient, new_user: Any, publish: Any, mails: Any, processed: Any, event_type: str
+) -> None:
+    user = new_user()
+    event = await publish(event_type, user)
+    [mail] = await mails(user.email)
+    subject_words, fields = DOCUMENTED_MAILS[event_type]
+    assert subject_words in mail.subject and mail.rcpt_tos == [user.email]
+    plain, html = mail.part("plain"), mail.part("html")
+    for word in _expected_words(event["data"], fields):
+        assert word in plain and word in html, (word, plain)
+    await wait_until(lambda: processed(event["event_id"]), what="event committed")
+    assert len((await client.get("/notifications", headers=user.headers)).json()["items"]) == 1
+
+
+async def test_tickets_mail_carries_the_booking(
+    client: httpx.AsyncClient, new_user: Any, publish: Any, mails: Any
+) -> None:
+    user = new_user()
+    event = await publish("booking.confirmed", user, seats=["H7", "H8", "H9"], total_amount=3600)
+    [mail] = await mails(user.email)
+    plain, data = mail.part("plain"), event["data"]
+    reference = data["booking_id"].replace("-", "")[:8].upper()
+    assert reference in mail.subject and reference in plain
+    assert "H7, H8, H9" in plain and "36.00 USD" in plain and "Dune: Part Two" in plain
+    assert "19:30" in plain and mail.message["Message-ID"].endswith("@moviebooking.local>")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "overrides"),
+    [
+        ("payment.completed", {}),  # the tickets mail of booking.confirmed is the confirmation
+        (
+            "booking.cancelled",
+            {"reason": "payment_failed", "refund_required": False},
+        ),  # told by payment.failed
+    ],
+)
+async def test_events_told_by_another_mail_send_nothing(
+    client: httpx.AsyncClient,
+    new_user: Any,
+    publish: Any,
+    processed: Any,
+    smtp: Any,
+    event_type: str,
+    overrides: dict[str, Any],
+) -> None:
+    user = new_user()
+    event = await publish(event_type, user, **overrides)
+    await wait_until(lambda: processed(event["event_id"]), what="event committed")
+    assert smtp.to(user.email) == []
+    assert (await client.get("/notifications", headers=user.headers)).json()["total"] == 0
+
+
+async def test_same_event_delivered_twice_mails_once(
+    client: httpx.AsyncClient, new_user: Any, spy: Any, publish: Any, mails: Any, counter: Any
+) -> None:
+    user = new_user()
+    duplicates = counter(
+        "events_consumed_total",
+        service="notification-service",
+        event_type="booking.confirmed",
+        outcome="duplicate",
+    )
+    event = await publish("booking.confirmed", user)
+    await mails(user.email)
+    await spy.publish("booking.confirmed", event)
+
+    async def second_delivery_seen() -> bool:
+        labels = {
+            "service": "notification-service",
+            "event_type": "booking.confirmed",
+            "outcome": "duplicate",
+        }
+        return bool(counter("events_consumed_total", **labels) > duplicates)
+
+    await wait_until(second_delivery_seen, what="the redelivery handled")
+    assert len(await mails(user.email)) == 1
+
+
+async def test_redelivery_after_a_crash_between_send_and_commit_mails_once(
+    client: httpx.AsyncClient,
+    new_user: Any,
+    spy: Any,
+    publish: Any,
+    mails: Any,
+    processed: Callable[[str], Awaitable[bool]],
+    db: AsyncEngine,
+) -> None:
+    """The mail went out but the consumer died before its ledger commit: the sent row wins."""
+    user = new_user()
+    event = await publish("booking.confirmed", user)
+    await mails(user.email)
+    await wait_until(lambda: processed(event["event_id"]), what="event committed")
+    async with db.begin() as conn:
+        forget = "DELETE FROM notification.processed_events WHERE event_id = :id"
+        await conn.execute(text(forget), {"id": event["event_id"]})
+    await spy.publish("booking.confirmed", event)
+    await wait_until(lambda: processed(event["event_id"]), what="redelivery committed")
+    assert len(await mails(user.email)) == 1
+    [row] = (await client.get("/notifications", headers=user.headers)).json()["items"]
+    assert row["status"] == "sent" and row["attempts"] == 1
