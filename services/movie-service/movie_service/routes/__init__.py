@@ -1,0 +1,1 @@
+"""movie-service HTTP API: public catalog, admin programme, internal look-up."""

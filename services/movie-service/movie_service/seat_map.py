@@ -1,0 +1,119 @@
+"""The seat map, rendered cheaply: the layout is serialised once per showtime and catalog version,
+then each read only patches the few taken seats' statuses into the ready fragments and joins them.
+A render is reused for as long as the seat statuses it was made from (<= 1 s)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from movie_service.layout import expand_seats
+from movie_service.seat_status import SeatStatuses
+
+_AVAILABLE, _HELD, _BOOKED = b'available"}', b'held"}', b'booked"}'
+_MAX_LAYOUTS = 512
+
+
+@dataclass(frozen=True)
+class ShowtimeFacts:
+    """A showtime with everything its seat map and booking's look-up need."""
+
+    showtime_id: uuid.UUID
+    movie_id: uuid.UUID
+    movie_title: str
+    theater_id: uuid.UUID
+    theater_name: str
+    city: str
+    auditorium_id: uuid.UUID
+    auditorium_name: str
+    starts_at: datetime
+    ends_at: datetime
+    currency: str
+    prices: dict[str, int]
+    layout: dict[str, Any]
+
+    def seats(self) -> list[dict[str, Any]]:
+        """Every seat with its price (minor units)."""
+        return [
+            {
+                "seat_id": s.seat_id,
+                "row": s.row,
+                "number": s.number,
+                "tier": s.tier,
+                "price": self.prices[s.tier],
+            }
+            for s in expand_seats(self.layout)
+        ]
+
+
+@dataclass
+class RenderedLayout:
+    version: str | None
+    parts: list[bytes]
+    status_slot: dict[str, int]
+    last: tuple[int, bytes] | None = field(default=None)
+
+    def render(self, statuses: SeatStatuses) -> bytes:
+        """The seat map JSON with these statuses (reused while the statuses are the same)."""
+        if self.last is not None and self.last[0] == statuses.serial:
+            return self.last[1]
+        out = self.parts.copy()
+        held = self._mark(out, statuses.held - statuses.booked, _HELD)
+        booked = self._mark(out, statuses.booked, _BOOKED)
+        available = len(self.status_slot) - held - booked
+        out[-1] = b'],"available":%d,"held":%d,"booked":%d}' % (available, held, booked)
+        body = b"".join(out)
+        self.last = (statuses.serial, body)
+        return body
+
+    def _mark(self, out: list[bytes], seat_ids: frozenset[str], status: bytes) -> int:
+        slots = [self.status_slot[s] for s in seat_ids if s in self.status_slot]
+        for slot in slots:
+            out[slot] = status
+        return len(slots)
+
+
+def build_layout(version: str | None, facts: ShowtimeFacts) -> RenderedLayout:
+    """Serialise the static part of a showtime's seat map once."""
+    head = {
+        "showtime_id": facts.showtime_id,
+        "auditorium_id": facts.auditorium_id,
+        "auditorium_name": facts.auditorium_name,
+        "starts_at": facts.starts_at,
+        "currency": facts.currency,
+        "layout": facts.layout,
+    }
+    parts = [orjson.dumps(head, default=str, option=orjson.OPT_UTC_Z)[:-1] + b',"seats":[']
+    slots: dict[str, int] = {}
+    for i, seat in enumerate(facts.seats()):
+        parts.append((b"," if i else b"") + orjson.dumps(seat)[:-1] + b',"status":"')
+        slots[seat["seat_id"]] = len(parts)
+        parts.append(_AVAILABLE)
+    parts.append(b"]}")
+    return RenderedLayout(version, parts, slots)
+
+
+class SeatMapLayouts:
+    """Rendered layouts of recently viewed showtimes, per process (bounded, least recently used out)."""
+
+    def __init__(self, capacity: int = _MAX_LAYOUTS) -> None:
+        self._capacity = capacity
+        self._layouts: OrderedDict[uuid.UUID, RenderedLayout] = OrderedDict()
+
+    def get(self, showtime_id: uuid.UUID, version: str | None) -> RenderedLayout | None:
+        layout = self._layouts.get(showtime_id)
+        if layout is None or version is None or layout.version != version:
+            return None
+        self._layouts.move_to_end(showtime_id)
+        return layout
+
+    def put(self, showtime_id: uuid.UUID, layout: RenderedLayout) -> None:
+        self._layouts[showtime_id] = layout
+        self._layouts.move_to_end(showtime_id)
+        while len(self._layouts) > self._capacity:
+            self._layouts.popitem(last=False)

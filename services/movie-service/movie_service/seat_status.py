@@ -1,0 +1,85 @@
+"""Seat statuses from booking-service, micro-cached per showtime (the seat map may lag <= 1 s).
+
+Concurrent readers of one showtime share a single call to booking. Booking unreachable or
+answering nonsense is a 503: a taken seat is never shown as available.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ValidationError
+
+from servicekit.errors import ServiceUnavailable
+from servicekit.http import ServiceClient
+
+_PURGE_ABOVE = 2048
+
+
+class SeatStatusReply(BaseModel):
+    """booking-service ``GET /internal/showtimes/{id}/seat-status`` (docs/contracts.md)."""
+
+    showtime_id: uuid.UUID
+    held: list[str]
+    booked: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SeatStatuses:
+    serial: int
+    held: frozenset[str]
+    booked: frozenset[str]
+
+
+class SeatStatusReader:
+    def __init__(self, client: ServiceClient, ttl_seconds: float) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._serials = itertools.count(1)
+        self._entries: dict[uuid.UUID, tuple[float, SeatStatuses]] = {}
+        self._inflight: dict[uuid.UUID, asyncio.Future[SeatStatuses]] = {}
+
+    async def fetch(self, showtime_id: uuid.UUID) -> SeatStatuses:
+        """Ask booking now (no cache): the seats that are held or booked."""
+        response = await self._client.request("GET", f"/internal/showtimes/{showtime_id}/seat-status")
+        if response.status_code != 200:
+            raise ServiceUnavailable("Seat availability is unavailable", code="seat_status_unavailable")
+        try:
+            reply = SeatStatusReply.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise ServiceUnavailable(
+                "Seat availability is unavailable", code="seat_status_unavailable"
+            ) from exc
+        return SeatStatuses(next(self._serials), frozenset(reply.held), frozenset(reply.booked))
+
+    async def get(self, showtime_id: uuid.UUID) -> tuple[SeatStatuses, bool]:
+        """The statuses, and whether they came from the micro-cache (or a call already in flight)."""
+        entry = self._entries.get(showtime_id)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1], True
+        pending = self._inflight.get(showtime_id)
+        if pending is not None:
+            return await asyncio.shield(pending), True
+        return await self._refresh(showtime_id), False
+
+    async def _refresh(self, showtime_id: uuid.UUID) -> SeatStatuses:
+        started = time.monotonic()
+        task = asyncio.ensure_future(self.fetch(showtime_id))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._inflight[showtime_id] = task
+        try:
+            statuses = await asyncio.shield(task)
+        finally:
+            self._inflight.pop(showtime_id, None)
+        self._remember(showtime_id, started + self._ttl, statuses)
+        return statuses
+
+    def _remember(self, showtime_id: uuid.UUID, expires: float, statuses: SeatStatuses) -> None:
+        if len(self._entries) > _PURGE_ABOVE:
+            now = time.monotonic()
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+        self._entries[showtime_id] = (expires, statuses)
