@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -78,6 +79,7 @@ class SmtpRecorder:
 
 @pytest.fixture(scope="session")
 async def smtp() -> AsyncIterator[SmtpRecorder]:
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command
     recorder = SmtpRecorder()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
