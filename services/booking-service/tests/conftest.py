@@ -11,10 +11,12 @@ import pytest
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.config import BookingSettings
 from booking_service.main import create_app
+from booking_service.models import outbox, processed_events
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.events import new_event
 from servicekit.testing import RabbitSpy, app_client, mint_token, test_settings_overrides
@@ -32,6 +34,12 @@ def make_settings(**extra: Any) -> BookingSettings:
 @pytest.fixture(scope="session")
 def settings() -> BookingSettings:
     return make_settings(max_pending_bookings_per_user=3)
+
+
+@pytest.fixture
+def settings_with() -> Callable[..., BookingSettings]:
+    """This run's settings with some values changed (for a second app)."""
+    return make_settings
 
 
 def contract_movie_app(settings: BookingSettings) -> FastAPI:
@@ -179,6 +187,36 @@ async def spy(settings: BookingSettings) -> AsyncIterator[RabbitSpy]:
     url = settings.rabbitmq_url.get_secret_value()
     async with RabbitSpy(url, settings.events_exchange, ["booking.*"]) as rabbit:
         yield rabbit
+
+
+@pytest.fixture
+def outbox_events(db: async_sessionmaker[AsyncSession]) -> Callable[[str], Awaitable[list[dict[str, Any]]]]:
+    """The events booking wrote to its outbox about a booking, oldest first."""
+
+    async def events(booking_id: str) -> list[dict[str, Any]]:
+        stmt = (
+            select(outbox.c.payload)
+            .where(outbox.c.payload["data"]["booking_id"].astext == booking_id)
+            .order_by(outbox.c.created_at)
+        )
+        async with db() as session:
+            return [dict(p) for p in (await session.execute(stmt)).scalars()]
+
+    return events
+
+
+@pytest.fixture
+def consumed(db: async_sessionmaker[AsyncSession]) -> Callable[[dict[str, Any]], Awaitable[bool]]:
+    """Whether the booking consumer has committed the handling of an event."""
+
+    async def probe(envelope: dict[str, Any]) -> bool:
+        stmt = select(processed_events.c.event_id).where(
+            processed_events.c.event_id == uuid.UUID(envelope["event_id"])
+        )
+        async with db() as session:
+            return (await session.execute(stmt)).first() is not None
+
+    return probe
 
 
 @pytest.fixture
