@@ -166,22 +166,22 @@ def _check_prices(prices: Prices, hall: Auditorium) -> None:
 
 
 async def _schedule(
-    session: AsyncSession, showtime: Showtime, hall: Auditorium, cleaning_minutes: int
+    session: AsyncSession, showtime: Showtime, starts: datetime, cleaning_minutes: int
 ) -> None:
-    """Set the end times from the movie's duration and refuse a past start or an overlap."""
-    if showtime.starts_at <= datetime.now(UTC):
+    """Place the showtime at ``starts``, ending after the film; refuse a past start or an overlap."""
+    if starts <= datetime.now(UTC):
         raise Unprocessable("starts_at: a showtime cannot start in the past", code="starts_in_past")
     movie = await _found(session, Movie, showtime.movie_id, "Movie")
-    showtime.ends_at = showtime.starts_at + timedelta(minutes=movie.duration_minutes)
-    showtime.turnaround_ends_at = showtime.ends_at + timedelta(minutes=cleaning_minutes)
-    span = (showtime.starts_at, showtime.turnaround_ends_at)
-    clash = await repository.overlapping_showtime(session, hall.id, span, showtime.id)
+    ends = starts + timedelta(minutes=movie.duration_minutes)
+    span = (starts, ends + timedelta(minutes=cleaning_minutes))
+    clash = await repository.overlapping_showtime(session, showtime.auditorium_id, span, showtime.id)
     if clash is not None:
         raise Conflict(
             f"The auditorium is busy (showtime {clash.id} until {clash.turnaround_ends_at.isoformat()})",
             code="showtime_overlap",
             details={"showtime_id": str(clash.id)},
         )
+    showtime.starts_at, showtime.ends_at, showtime.turnaround_ends_at = starts, ends, span[1]
 
 
 async def create_showtime(
@@ -196,9 +196,9 @@ async def create_showtime(
     showtime = Showtime(
         id=uuid.uuid4(), movie_id=body.movie_id, auditorium_id=hall.id, theater_id=hall.theater_id
     )
-    showtime.starts_at, showtime.currency = body.starts_at.astimezone(UTC), body.currency
+    showtime.currency = body.currency
     _set_prices(showtime, body.prices)
-    await _schedule(session, showtime, hall, cleaning_minutes)
+    await _schedule(session, showtime, body.starts_at.astimezone(UTC), cleaning_minutes)
     await repository.add_or_conflict(session, showtime, "The auditorium is busy at that time")
     await _commit(session, cache, "The auditorium is busy at that time", showtime)
     return showtime
@@ -226,8 +226,7 @@ async def update_showtime(
         _set_prices(showtime, body.prices)
     showtime.currency = body.currency or showtime.currency
     if body.starts_at is not None:
-        showtime.starts_at = body.starts_at.astimezone(UTC)
-        await _schedule(session, showtime, hall, cleaning)
+        await _schedule(session, showtime, body.starts_at.astimezone(UTC), cleaning)
     await _commit(session, cache, "The auditorium is busy at that time", showtime)
     return showtime
 

@@ -148,3 +148,14 @@ def showtime(post: Builder, movie: Builder, auditorium: Builder) -> Builder:
         return await post("/showtimes", body)
 
     return build
+
+
+@pytest.fixture
+def schedule(client: httpx.AsyncClient, admin: dict[str, str]) -> Callable[..., Awaitable[httpx.Response]]:
+    """POST /showtimes as admin and return the raw answer (for the refusals)."""
+
+    async def send(movie_id: str, auditorium_id: str, starts: datetime) -> httpx.Response:
+        body = {"movie_id": movie_id, "auditorium_id": auditorium_id, "starts_at": starts.isoformat()}
+        return await client.post("/showtimes", json={**body, "prices": PRICES}, headers=admin)
+
+    return send
