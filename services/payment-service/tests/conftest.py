@@ -179,10 +179,10 @@ def start_harness(spy: RabbitSpy) -> HarnessFactory:
     """Start a payment-service (optionally with other settings) with its own booking desk."""
 
     @asynccontextmanager
-    async def start(**overrides: Any) -> AsyncIterator[Harness]:
+    async def start(use_desk: bool = True, **overrides: Any) -> AsyncIterator[Harness]:
         settings = make_settings(**overrides)
         desk = BookingDesk(settings)
-        transport = httpx.ASGITransport(app=desk.app())
+        transport = httpx.ASGITransport(app=desk.app()) if use_desk else None
         app = create_app(settings, booking_transport=transport)
         async with app_client(app) as client:
             yield Harness(client, settings, desk, spy, app.state.runtime)

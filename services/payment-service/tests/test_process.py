@@ -284,3 +284,79 @@ async def _wait_for_claim(harness: Harness, user: Any, key: str) -> None:
             return await repository.get_idempotency_record(session, user.user_id, key) is not None
 
     await wait_until(claimed, within=5, what="the first request to claim its key")
+
+
+async def test_a_retry_after_a_crash_resumes_the_payment_and_never_charges_twice(harness: Harness) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from payment_service import repository
+    from payment_service.models import Payment
+    from payment_service.providers import ChargeRequest
+    from payment_service.schemas import PaymentRequest
+
+    user = harness.caller()
+    booking = harness.desk.add(user, amount=3100)
+    key, payments = new_key(), harness.runtime.state["payments"]
+    body = PaymentRequest(booking_id=booking["id"], payment_method="credit_card", card_number=GOOD_CARD)
+    now = datetime.now(UTC)
+    # the state a crash leaves behind: key claimed (lease lapsed), payment pending, card charged
+    async with harness.runtime.sessionmaker() as session, session.begin():
+        payment = await repository.add_payment(session, _pending(Payment, user, booking, key))
+        record = {
+            "user_id": user.user_id,
+            "key": key,
+            "fingerprint": payments.idempotency.fingerprint(body),
+            "state": "in_flight",
+            "payment_id": payment.id,
+            "locked_until": now - timedelta(seconds=1),
+            "expires_at": now + timedelta(days=1),
+        }
+        await repository.insert_idempotency_record(session, record)
+    charge = ChargeRequest(f"payment:{payment.id}", 3100, "USD", booking["id"], GOOD_CARD)
+    assert (await payments.provider.charge(charge)).approved
+    retried = await harness.pay(user, booking["id"], key=key, card_number=GOOD_CARD)
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["id"] == str(payment.id) and retried.json()["status"] == "succeeded"
+    assert await harness.charges(booking["id"]) == 1
+    assert len(await harness.payments_of(booking["id"])) == 1
+    assert len(await harness.outbox_events("payment.completed", booking["id"])) == 1
+
+
+def _pending(model: Any, user: Any, booking: dict[str, Any], key: str) -> Any:
+    return model(
+        user_id=user.user_id,
+        user_email=user.email,
+        booking_id=uuid.UUID(booking["id"]),
+        amount=booking["total_amount"],
+        currency="USD",
+        status="pending",
+        payment_method="credit_card",
+        card_brand="visa",
+        card_last4="4242",
+        idempotency_key=key,
+        provider="simulated",
+    )
+
+
+async def test_payments_list_is_own_and_paginated(harness: Harness) -> None:
+    user, other = harness.caller(), harness.caller()
+    for _ in range(3):
+        assert (await harness.pay(user, harness.desk.add(user)["id"])).status_code == 201
+    assert (await harness.pay(other, harness.desk.add(other)["id"])).status_code == 201
+    page = (await harness.client.get("/payments?limit=2", headers=user.headers)).json()
+    assert page["total"] == 3 and len(page["items"]) == 2 and page["limit"] == 2
+    rest = (await harness.client.get("/payments?limit=2&offset=2", headers=user.headers)).json()
+    assert len(rest["items"]) == 1
+    ids = {p["id"] for p in page["items"] + rest["items"]}
+    assert len(ids) == 3 and all(p["user_id"] == str(user.user_id) for p in page["items"] + rest["items"])
+    assert (await harness.client.get("/payments?limit=0", headers=user.headers)).status_code == 422
+
+
+async def test_business_metrics_are_exposed(harness: Harness) -> None:
+    user = harness.caller()
+    booking = harness.desk.add(user)
+    await harness.pay(user, booking["id"])
+    await harness.pay(user, booking["id"])
+    text = (await harness.client.get("/metrics")).text
+    assert 'payments_total{result="succeeded"}' in text
+    assert "idempotent_replays_total" in text and "refunds_total" in text
