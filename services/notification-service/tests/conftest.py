@@ -236,11 +236,21 @@ Publish = Callable[..., Awaitable[dict[str, Any]]]
 
 
 @pytest.fixture
-def publish(spy: RabbitSpy) -> Publish:
+def make_event() -> Callable[..., dict[str, Any]]:
+    """``make_event(event_type, user, **data_overrides)``: a fresh envelope as producers send it."""
+
+    def build(event_type: str, user: User, **overrides: Any) -> dict[str, Any]:
+        return envelope(event_type, event_data(event_type, user, **overrides))
+
+    return build
+
+
+@pytest.fixture
+def publish(spy: RabbitSpy, make_event: Callable[..., dict[str, Any]]) -> Publish:
     """Publish ``event_type`` for ``user`` (payload overrides as keywords); returns the envelope."""
 
     async def send(event_type: str, user: User, **overrides: Any) -> dict[str, Any]:
-        event = envelope(event_type, event_data(event_type, user, **overrides))
+        event = make_event(event_type, user, **overrides)
         await spy.publish(event_type, event)
         return event
 
