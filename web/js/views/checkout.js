@@ -1,0 +1,99 @@
+// Pay a held booking before its hold runs out (a visible countdown to expires_at).
+
+import { api, newIdempotencyKey } from "../api.js";
+import { dateTime, h, money, show, spinner, title, showtimeZone } from "../ui.js";
+
+const TEST_CARDS = [["4242 4242 4242 4242", "succeeds"], ["4000 0000 0000 0002", "is declined"]];
+
+export async function renderCheckout(root, { params: [bookingId], navigate }) {
+  const message = h("div", { class: "messages" });
+  root.append(title("Pay for your seats"), message, spinner());
+  let booking;
+  try {
+    booking = await api(`/api/bookings/bookings/${bookingId}`);
+  } catch (error) {
+    root.lastChild.remove();
+    if (error.status === 401) return navigate(`/login?next=/checkout/${bookingId}`, { replace: true });
+    return show(message, "error", `Could not load the booking: ${error.message}`);
+  }
+  if (booking.status !== "pending") return navigate(`/bookings/${bookingId}`, { replace: true });
+  const countdown = h("p", { class: "countdown", role: "timer", "data-testid": "countdown" });
+  const spoken = h("p", { class: "sr-only", "aria-live": "polite" });
+  const form = paymentForm(booking, message, navigate);
+  root.lastChild.replaceWith(summary(booking), countdown, spoken, form);
+  return startCountdown(booking, { countdown, spoken }, () => expired(form, message));
+}
+
+function summary(booking) {
+  return h("dl", { class: "facts" },
+    h("dt", {}, "Movie"), h("dd", {}, booking.movie_title),
+    h("dt", {}, "Where"), h("dd", {}, `${booking.theater_name}, ${booking.auditorium_name}`),
+    h("dt", {}, "When"), h("dd", {}, dateTime(booking.starts_at, showtimeZone(booking.showtime_id))),
+    h("dt", {}, "Seats"), h("dd", { "data-testid": "seats" }, booking.seats.join(", ")),
+    h("dt", {}, "Total"), h("dd", { "data-testid": "total" }, money(booking.total_amount, booking.currency)));
+}
+
+function startCountdown(booking, { countdown, spoken }, onExpired) {
+  const deadline = new Date(booking.expires_at).getTime();
+  let announcedMinute = null;
+  const tick = () => {
+    const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    const text = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    countdown.replaceChildren("Seats held for ", h("strong", {}, text));
+    countdown.classList.toggle("urgent", left <= 60);
+    const minute = Math.ceil(left / 60);
+    // Screen readers hear the time left once a minute, not every second.
+    if (minute !== announcedMinute && left > 0) spoken.textContent = `${minute} minute${minute > 1 ? "s" : ""} left to pay`;
+    announcedMinute = minute;
+    if (left === 0) (clearInterval(timer), onExpired());
+  };
+  const timer = setInterval(tick, 1000);
+  tick();
+  return () => clearInterval(timer);
+}
+
+function expired(form, message) {
+  for (const control of form.elements) control.disabled = true;
+  show(message, "error", "Your hold has expired and the seats were released. Please choose your seats again.");
+}
+
+function paymentForm(booking, message, navigate) {
+  const card = h("input", { id: "card", name: "card", inputmode: "numeric", autocomplete: "cc-number", required: true,
+    pattern: "[0-9 \\-]{12,23}", "aria-describedby": "card-hint" });
+  const method = h("select", { id: "method", name: "method" },
+    h("option", { value: "credit_card" }, "Credit card"), h("option", { value: "debit_card" }, "Debit card"));
+  const button = h("button", { type: "submit", class: "primary" }, `Pay ${money(booking.total_amount, booking.currency)}`);
+  const form = h("form", { class: "stack narrow", "aria-label": "Payment" },
+    h("div", { class: "field" }, h("label", { for: "method" }, "Payment method"), method),
+    h("div", { class: "field" }, h("label", { for: "card" }, "Card number"), card,
+      h("p", { id: "card-hint", class: "hint" }, "Test cards: ", TEST_CARDS.map(([n, what], i) => [i ? "; " : "", h("code", {}, n), ` ${what}`]))),
+    button);
+  let attempt = null; // {key, body}: reused only when the last try's outcome is unknown
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { booking_id: booking.id, payment_method: method.value, card_number: card.value.replace(/[\s-]/g, "") };
+    if (!attempt || JSON.stringify(attempt.body) !== JSON.stringify(body)) attempt = { key: newIdempotencyKey(), body };
+    button.disabled = true;
+    show(message, "info", "Processing your payment…");
+    try {
+      await api("/api/payments/process", { method: "POST", json: body, headers: { "Idempotency-Key": attempt.key } });
+      navigate(`/bookings/${booking.id}`, { replace: true });
+    } catch (error) {
+      if (!unknownOutcome(error)) attempt = null;
+      show(message, "error", paymentError(error));
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+/** Network errors, 5xx and "still in flight" may have charged: retry with the same key. */
+const unknownOutcome = (error) => error.status === 0 || error.status >= 500 || error.code === "idempotency_in_flight";
+
+function paymentError(error) {
+  if (error.status === 402) return `Payment declined: ${error.message}. Try another card.`;
+  if (error.status === 409) return `This booking can no longer be paid: ${error.message}`;
+  if (error.status === 422) return `Please check the card number: ${error.message}`;
+  if (unknownOutcome(error)) return `${error.message}. Press Pay again to retry: you will never be charged twice.`;
+  return error.message;
+}
