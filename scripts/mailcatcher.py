@@ -45,7 +45,7 @@ class FolderHandler:
             "subject": str(message_from_bytes(content, policy=policy.default).get("Subject", "")),
         }
         await asyncio.to_thread(self._store, name, content, entry)
-        logger.info("mail to %s: %s (%s)", ", ".join(entry["rcpt_to"]), entry["subject"], name)
+        logger.info("mail to %s: %s (%s)", ", ".join(envelope.rcpt_tos), entry["subject"], name)
         return "250 Message accepted for delivery"
 
     def _store(self, name: str, content: bytes, entry: dict[str, Any]) -> None:

@@ -28,8 +28,8 @@ def _dispatcher(runtime: Runtime) -> Dispatcher:
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
-    settings = runtime.settings
-    assert isinstance(settings, NotificationSettings)
+    settings, broker = runtime.settings, runtime.broker
+    assert isinstance(settings, NotificationSettings) and broker is not None
     handler = _dispatcher(runtime).on_event
     return [
         EventConsumer(
@@ -38,7 +38,7 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
             handler,
             runtime.sessionmaker,
             processed_events,
-            runtime.broker,  # type: ignore[arg-type]  # consumers are only built with a broker
+            broker,
             settings,
             prefetch=settings.consumer_prefetch,
         )
