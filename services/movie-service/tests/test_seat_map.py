@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from movie_service.config import MovieSettings
+from movie_service.main import create_app
+from movie_service.seed import seed_demo_data
+from servicekit.db import create_engine, create_sessionmaker
+from servicekit.testing import app_client, mint_token, test_settings_overrides, wait_until
+
+Builder = Callable[..., Awaitable[dict[str, Any]]]
+SeatStatusTable = dict[str, dict[str, list[str]]]
+
+
+async def test_seat_map_shows_every_seat_with_tier_price_and_status(
+    client: httpx.AsyncClient, showtime: Builder, seat_statuses: SeatStatusTable
+) -> None:
+    shown = await showtime()
+    seat_statuses[shown["id"]] = {"held": ["A2", "K1"], "booked": ["B4", "Z9"]}
+    seat_map = (await client.get(f"/showtimes/{shown['id']}/seats")).json()
+    seats = {s["seat_id"]: s for s in seat_map["seats"]}
+    assert list(seats) == ["A1", "A2", "A3", "A4", "B1", "B2", "B3", "B4", "K1", "K2"]
+    assert seats["A1"] == {"seat_id": "A1", "row": "A", "number": 1, "tier": "standard", "price": 90000,
+                           "status": "available"}  # fmt: skip
+    assert (seats["B1"]["tier"], seats["B1"]["price"]) == ("vip", 130000)
+    assert (seats["K2"]["tier"], seats["K2"]["price"]) == ("couple", 220000)
+    assert [seats[s]["status"] for s in ("A2", "K1", "B4")] == ["held", "held", "booked"]
+    assert (seat_map["available"], seat_map["held"], seat_map["booked"]) == (7, 2, 1)
+    assert seat_map["currency"] == "VND" and seat_map["layout"]["rows"][0]["aisles_after"] == [2]
+
+
+async def test_seat_statuses_are_reused_for_at_most_a_second(
+    client: httpx.AsyncClient, showtime: Builder, seat_statuses: SeatStatusTable
+) -> None:
+    shown = await showtime()
+    url = f"/showtimes/{shown['id']}/seats"
+    misses = _seat_map_requests("miss")
+    await client.get(url)
+    seat_statuses[shown["id"]] = {"held": [], "booked": ["A1"]}
+    assert _seat_map_requests("miss") == misses + 1
+
+    async def booked_shows() -> bool:
+        seats = (await client.get(url)).json()["seats"]
+        return seats[0]["status"] == "booked"
+
+    await wait_until(booked_shows, within=1.5, what="the booked seat to show (<= 1 s)")
+    assert _seat_map_requests("hit") > 0
+
+
+def _seat_map_requests(cache: str) -> float:
+    return REGISTRY.get_sample_value("seat_map_requests_total", {"cache": cache}) or 0.0
+
+
+async def test_concurrent_readers_share_one_booking_call(
+    client: httpx.AsyncClient, showtime: Builder
+) -> None:
+    shown = await showtime()
+    misses = _seat_map_requests("miss")
+    answers = await asyncio.gather(*(client.get(f"/showtimes/{shown['id']}/seats") for _ in range(20)))
+    assert {r.status_code for r in answers} == {200}
+    assert _seat_map_requests("miss") == misses + 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+async def booking_down_client() -> AsyncIterator[tuple[httpx.AsyncClient, MovieSettings]]:
+    """movie-service whose booking-service URL points at a port nobody listens on."""
+    extra = {"booking_service_url": f"http://127.0.0.1:{_closed_port()}", "http_timeout_seconds": 1.0}
+    settings = MovieSettings(
+        **test_settings_overrides("movie_service", "movie", seed_demo_data=False, **extra)
+    )
+    async with app_client(create_app(settings)) as c:
+        yield c, settings
+
+
+async def test_seat_map_is_503_when_booking_is_down(
+    booking_down_client: tuple[httpx.AsyncClient, MovieSettings], showtime: Builder
+) -> None:
+    down, settings = booking_down_client
+    shown = await showtime()
+    response = await down.get(f"/showtimes/{shown['id']}/seats")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "service_unavailable"
+    admin = {"Authorization": f"Bearer {mint_token(settings, roles=('admin',))}"}
+    refused = await down.delete(f"/showtimes/{shown['id']}", headers=admin)
+    assert refused.status_code == 503
+    assert (await down.get(f"/movies/{shown['movie_id']}")).status_code == 200
+
+
+async def test_internal_look_up_follows_the_contract(
+    client: httpx.AsyncClient, internal: dict[str, str], showtime: Builder
+) -> None:
+    shown = await showtime()
+    url = f"/internal/showtimes/{shown['id']}"
+    assert (await client.get(url)).status_code == 404
+    assert (await client.get(url, headers={"X-Internal-Token": "wrong"})).status_code == 404
+    body = (await client.get(url, headers=internal)).json()
+    assert set(body) == {
+        "showtime_id", "movie_id", "movie_title", "theater_id", "theater_name", "city", "auditorium_id",
+        "auditorium_name", "starts_at", "ends_at", "currency", "seats",
+    }  # fmt: skip
+    assert body["showtime_id"] == shown["id"] and body["movie_title"] == shown["movie_title"]
+    assert body["seats"][0] == {"seat_id": "A1", "row": "A", "number": 1, "tier": "standard", "price": 90000}
+    assert len(body["seats"]) == 10 and body["currency"] == "VND"
+    assert (await client.get(f"/internal/showtimes/{uuid.uuid4()}", headers=internal)).status_code == 404
+
+
+async def _median_seconds(client: httpx.AsyncClient, url: str, rounds: int = 25) -> float:
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        response = await client.get(url)
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 200
+    return statistics.median(timings)
+
+
+async def test_a_10000_seat_map_costs_less_than_5x_a_100_seat_one(
+    client: httpx.AsyncClient, auditorium: Builder, showtime: Builder, seat_statuses: SeatStatusTable
+) -> None:
+    big = await auditorium(layout={"rows": [{"seats": 100, "aisles_after": [50]}] * 100})
+    small = await auditorium(layout={"rows": [{"seats": 10}] * 10})
+    big_show, small_show = await showtime(auditorium_id=big["id"]), await showtime(auditorium_id=small["id"])
+    seat_statuses[big_show["id"]] = {"held": [f"C{n}" for n in range(1, 40)], "booked": ["CV100"]}
+    big_url, small_url = f"/showtimes/{big_show['id']}/seats", f"/showtimes/{small_show['id']}/seats"
+    assert len((await client.get(big_url)).json()["seats"]) == 10_000
+    small_cost = await _median_seconds(client, small_url)
+    big_cost = await _median_seconds(client, big_url)
+    print(f"seat map median: 100 seats {small_cost * 1000:.2f} ms, 10,000 seats {big_cost * 1000:.2f} ms")  # noqa: T201
+    assert big_cost < 5 * small_cost, (big_cost, small_cost)
+
+
+async def test_demo_seed_runs_once_even_when_two_replicas_start_together(settings: MovieSettings) -> None:
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    name, suffix, now = f"test-{uuid.uuid4().hex[:8]}", f" [{uuid.uuid4().hex[:6]}]", datetime.now(UTC)
+
+    async def replica() -> bool:
+        async with sessions() as session, session.begin():
+            return await seed_demo_data(session, 15, now, name=name, suffix=suffix)
+
+    try:
+        assert sorted(await asyncio.gather(replica(), replica())) == [False, True]
+    finally:
+        await engine.dispose()
+
+
+async def test_demo_programme_has_what_the_readme_promises(
+    client: httpx.AsyncClient, settings: MovieSettings
+) -> None:
+    engine = create_engine(settings)
+    suffix = f" [{uuid.uuid4().hex[:6]}]"
+    async with create_sessionmaker(engine)() as session, session.begin():
+        await seed_demo_data(session, 15, datetime.now(UTC), name=f"test-{suffix}", suffix=suffix)
+    await engine.dispose()
+    theaters = [t for t in (await client.get("/theaters", params={"limit": 100})).json()["items"]
+                if t["name"].endswith(suffix)]  # fmt: skip
+    assert len(theaters) == 3 and {t["city"] for t in theaters} == {"Hanoi", "Ho Chi Minh City"}
+    halls = [h for t in theaters for h in t["auditoriums"]]
+    largest = max(halls, key=lambda h: h["seat_count"])
+    tiers = {r["tier"] for r in (await client.get(f"/auditoriums/{largest['id']}")).json()["layout"]["rows"]}
+    assert largest["seat_count"] >= 200 and tiers == {"standard", "vip", "couple"}
+    listed = (await client.get("/showtimes", params={"theater_id": theaters[0]["id"], "limit": 100})).json()
+    last = max(datetime.fromisoformat(s["starts_at"]) for s in listed["items"])
+    assert last > datetime.now(UTC) + timedelta(days=6)
+    assert len({s["movie_id"] for s in listed["items"]}) >= 10
