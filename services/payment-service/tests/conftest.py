@@ -30,16 +30,12 @@ from servicekit.testing import RabbitSpy, app_client, mint_token, test_settings_
 
 
 def make_settings(**extra: Any) -> PaymentSettings:
-    return PaymentSettings(
-        **test_settings_overrides(
-            "payment_service",
-            "payment",
-            booking_service_url="http://booking.test",
-            provider_retry_base_ms=5,
-            idempotency_lock_seconds=30,
-            **extra,
-        )
-    )
+    defaults = {
+        "booking_service_url": "http://booking.test",
+        "provider_retry_base_ms": 5,
+        "idempotency_lock_seconds": 30,
+    }
+    return PaymentSettings(**test_settings_overrides("payment_service", "payment", **{**defaults, **extra}))
 
 
 @dataclass
