@@ -204,3 +204,16 @@ def test_a_broken_compose_file_is_caught(
 ) -> None:
     problems = check(_break(compose, how))
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_windows_script_drives_compose_and_lists_published_urls(
+    compose: dict[str, Any], repo_root: Path
+) -> None:
+    script = (repo_root / "scripts/run_local.ps1").read_text()
+    assert re.search(r'ValidateSet\("up", "down", "status", "logs"\)', script)
+    assert "docker compose -f $ComposeFile" in script
+    published = {p.split(":")[0] for entry in compose["services"].values() for p in _ports(entry)}
+    for port in re.findall(r'"http://localhost(?::(\d+))?', script):
+        assert (port or "80") in published, (
+            f"run_local.ps1 shows :{port or 80}, which compose does not publish"
+        )
