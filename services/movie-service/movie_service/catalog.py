@@ -8,7 +8,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from movie_service import repository
@@ -36,8 +35,9 @@ from servicekit.errors import NotFound
 UPCOMING_ON_DETAIL = 50
 
 
-def showtime_out(row: Row[Any]) -> ShowtimeOut:
-    showtime, title, theater, city, time_zone, auditorium = row[:6]
+def showtime_out(row: Sequence[Any]) -> ShowtimeOut:
+    values: tuple[Any, ...] = tuple(row)
+    showtime, title, theater, city, time_zone, auditorium = values[:6]
     return ShowtimeOut(
         id=showtime.id,
         movie_id=showtime.movie_id,
@@ -99,7 +99,7 @@ async def showtimes_json(
         items = [showtime_out(r) for r in rows]
         return ShowtimePage(items=items, total=total, limit=limit, offset=offset).model_dump_json()
 
-    params = {**asdict(where), "upcoming_after": None, "limit": limit, "offset": offset}
+    params: dict[str, object] = {**asdict(where), "upcoming_after": None, "limit": limit, "offset": offset}
     return await cache.cached("showtimes", params, _settings(cache).upcoming_cache_seconds, compute)
 
 
@@ -115,7 +115,7 @@ async def theaters_json(
         items = [_theater_out(t, [h for h in halls if h.theater_id == t.id]) for t in theaters]
         return TheaterPage(items=items, total=total, limit=limit, offset=offset).model_dump_json()
 
-    params = {"city": city, "limit": limit, "offset": offset}
+    params: dict[str, object] = {"city": city, "limit": limit, "offset": offset}
     return await cache.cached("theaters", params, _settings(cache).catalog_cache_seconds, compute)
 
 
@@ -144,7 +144,8 @@ async def showtime_facts(session: AsyncSession, showtime_id: uuid.UUID) -> Showt
     row = await repository.showtime_with_context(session, showtime_id)
     if row is None:
         raise NotFound("Showtime not found")
-    showtime, title, theater, city, _tz, auditorium, layout = row
+    values: tuple[Any, ...] = tuple(row)
+    showtime, title, theater, city, _tz, auditorium, layout = values
     return ShowtimeFacts(
         showtime.id, showtime.movie_id, title, showtime.theater_id, theater, city,
         showtime.auditorium_id, auditorium, showtime.starts_at, showtime.ends_at,

@@ -101,7 +101,10 @@ async def list_movies(
     return (await session.scalars(stmt)).all(), int(total or 0)
 
 
-def _showtime_rows() -> Select[Any]:
+ShowtimeRow = Row[Showtime, str, str, str, str, str]
+
+
+def _showtime_rows() -> Select[Showtime, str, str, str, str, str]:
     return (
         select(Showtime, Movie.title, Theater.name, Theater.city, Theater.time_zone, Auditorium.name)
         .join(Movie, Movie.id == Showtime.movie_id)
@@ -127,7 +130,7 @@ def _showtime_conditions(where: ShowtimeFilter) -> list[ColumnElement[bool]]:
 
 async def list_showtimes(
     session: AsyncSession, where: ShowtimeFilter, limit: int, offset: int
-) -> tuple[Sequence[Row[Any]], int]:
+) -> tuple[Sequence[ShowtimeRow], int]:
     """One page of showtimes (with movie, theater and auditorium names), soonest first."""
     conditions = _showtime_conditions(where)
     count = select(func.count()).select_from(Showtime).join(Theater, Theater.id == Showtime.theater_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -20,7 +21,7 @@ class Prices(BaseModel):
     couple: int | None = Field(default=None, ge=0, le=MAX_PRICE)
 
 
-SHOWTIME_EXAMPLE = {
+SHOWTIME_EXAMPLE: dict[str, Any] = {
     "movie_id": "3f1c1a52-5d7e-4d43-9b0c-0c7f1f7a2b11",
     "auditorium_id": "8a2b4a0e-2f6e-4a55-8f0e-2a1f4b6c9d10",
     "starts_at": "2026-12-24T12:30:00Z",

@@ -1,0 +1,106 @@
+"""movie-service through the whole running system (NGINX gateway, auth, booking).
+
+Needs ``scripts/test.sh`` (or ``scripts/run_local.sh up``) and ``GATEWAY_URL``; the admin
+account is auth-service's bootstrap admin (``ADMIN_USERNAME`` / ``ADMIN_PASSWORD``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from servicekit.testing import wait_until
+
+pytestmark = pytest.mark.system
+
+GATEWAY_URL = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
+ADMIN_USERNAME = os.environ.get("ADMIN_USERNAME", "admin")
+ADMIN_PASSWORD = os.environ.get("ADMIN_PASSWORD", "AdminDevPass123!")
+PASSWORD = "Movie-Goer-Pass-42"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=10) as client:
+        yield client
+
+
+async def bearer(api: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    response = await api.post("/api/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def new_user(api: httpx.AsyncClient) -> dict[str, str]:
+    name = f"mv{uuid.uuid4().hex[:10]}"
+    body = {"email": f"{name}@example.com", "username": name, "password": PASSWORD}
+    assert (await api.post("/api/auth/register", json=body)).status_code == 201
+    return await bearer(api, name, PASSWORD)
+
+
+async def upcoming_showtime(api: httpx.AsyncClient) -> dict[str, Any]:
+    listed = (await api.get("/api/movies/showtimes", params={"city": "Hanoi", "limit": 100})).json()
+    later = [
+        s
+        for s in listed["items"]
+        if datetime.fromisoformat(s["starts_at"]) > datetime.now(UTC) + timedelta(hours=1)
+    ]
+    assert later, "the demo seed has upcoming showtimes in Hanoi"
+    return later[-1]
+
+
+async def test_the_demo_catalog_is_browsable_through_the_gateway(api: httpx.AsyncClient) -> None:
+    movies = (await api.get("/api/movies/movies", params={"limit": 5})).json()
+    assert movies["total"] >= 12 and len(movies["items"]) == 5
+    theaters = (await api.get("/api/movies/theaters")).json()
+    assert theaters["total"] >= 3 and {"Hanoi", "Ho Chi Minh City"} <= {t["city"] for t in theaters["items"]}
+    showtime = await upcoming_showtime(api)
+    detail = (await api.get(f"/api/movies/movies/{showtime['movie_id']}")).json()
+    assert detail["showtimes"] and detail["id"] == showtime["movie_id"]
+    assert (await api.get("/api/movies/movies/not-a-uuid")).status_code == 422
+
+
+async def test_the_internal_look_up_is_not_routed(api: httpx.AsyncClient) -> None:
+    showtime = await upcoming_showtime(api)
+    response = await api.get(f"/api/movies/internal/showtimes/{showtime['id']}")
+    assert response.status_code == 404
+
+
+async def test_held_seats_show_on_the_seat_map(api: httpx.AsyncClient) -> None:
+    showtime = await upcoming_showtime(api)
+    url = f"/api/movies/showtimes/{showtime['id']}/seats"
+    free = [s["seat_id"] for s in (await api.get(url)).json()["seats"] if s["status"] == "available"]
+    wanted = free[-2:]
+    booked = await api.post(
+        "/api/bookings/book",
+        json={"showtime_id": showtime["id"], "seat_ids": wanted},
+        headers=await new_user(api),
+    )
+    assert booked.status_code == 201, booked.text
+
+    async def shown_taken() -> bool:
+        seats = {s["seat_id"]: s["status"] for s in (await api.get(url)).json()["seats"]}
+        return all(seats[s] in ("held", "booked") for s in wanted)
+
+    await wait_until(shown_taken, within=3, what="held seats on the seat map")
+
+
+async def test_admin_writes_through_the_gateway(api: httpx.AsyncClient) -> None:
+    body = {"title": f"System Test {uuid.uuid4().hex[:8]}", "duration_minutes": 95, "genres": ["drama"]}
+    assert (await api.post("/api/movies/movies", json=body)).status_code == 401
+    assert (await api.post("/api/movies/movies", json=body, headers=await new_user(api))).status_code == 403
+    admin = await bearer(api, ADMIN_USERNAME, ADMIN_PASSWORD)
+    created = await api.post("/api/movies/movies", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    movie_url = f"/api/movies/movies/{created.json()['id']}"
+    assert (await api.get(movie_url)).json()["title"] == body["title"]
+    renamed = await api.patch(movie_url, json={"title": body["title"] + " II"}, headers=admin)
+    assert renamed.status_code == 200
+    assert (await api.get(movie_url)).json()["title"] == body["title"] + " II"
+    assert (await api.delete(movie_url, headers=admin)).status_code == 204
