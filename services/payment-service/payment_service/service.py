@@ -72,6 +72,7 @@ async def process_payment(ctx: Payments, user: Principal, request: PaymentReques
         if claim.replay is None:
             return await _pay_claimed(ctx, user, request, (key, fingerprint), claim.resume_payment_id)
         stored = claim.replay
+        await ctx.idempotency.remember(user.user_id, key, fingerprint, stored)  # Redis had lost it
     IDEMPOTENT_REPLAYS.inc()
     return ProcessResult(stored, replayed=True)
 
