@@ -12,9 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import select
 
 from movie_service.config import MovieSettings
+from movie_service.layout import tiers_of
 from movie_service.main import create_app
+from movie_service.models import Auditorium, Theater
 from movie_service.seed import seed_demo_data
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.testing import app_client, mint_token, test_settings_overrides, wait_until
@@ -167,15 +170,17 @@ async def test_demo_programme_has_what_the_readme_promises(
     suffix = f" [{uuid.uuid4().hex[:6]}]"
     async with create_sessionmaker(engine)() as session, session.begin():
         await seed_demo_data(session, 15, datetime.now(UTC), name=f"test-{suffix}", suffix=suffix)
+        theaters = (await session.scalars(select(Theater).where(Theater.name.endswith(suffix)))).all()
+        halls = (
+            await session.scalars(
+                select(Auditorium).where(Auditorium.theater_id.in_([t.id for t in theaters]))
+            )
+        ).all()
     await engine.dispose()
-    theaters = [t for t in (await client.get("/theaters", params={"limit": 100})).json()["items"]
-                if t["name"].endswith(suffix)]  # fmt: skip
-    assert len(theaters) == 3 and {t["city"] for t in theaters} == {"Hanoi", "Ho Chi Minh City"}
-    halls = [h for t in theaters for h in t["auditoriums"]]
-    largest = max(halls, key=lambda h: h["seat_count"])
-    tiers = {r["tier"] for r in (await client.get(f"/auditoriums/{largest['id']}")).json()["layout"]["rows"]}
-    assert largest["seat_count"] >= 200 and tiers == {"standard", "vip", "couple"}
-    listed = (await client.get("/showtimes", params={"theater_id": theaters[0]["id"], "limit": 100})).json()
+    assert len(theaters) == 3 and {t.city for t in theaters} == {"Hanoi", "Ho Chi Minh City"}
+    largest = max(halls, key=lambda h: h.seat_count)
+    assert largest.seat_count >= 200 and tiers_of(largest.layout) == {"standard", "vip", "couple"}
+    listed = (await client.get("/showtimes", params={"theater_id": str(theaters[0].id), "limit": 100})).json()
     last = max(datetime.fromisoformat(s["starts_at"]) for s in listed["items"])
     assert last > datetime.now(UTC) + timedelta(days=6)
     assert len({s["movie_id"] for s in listed["items"]}) >= 10
