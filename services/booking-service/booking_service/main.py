@@ -6,13 +6,11 @@ from functools import partial
 
 import httpx
 from fastapi import FastAPI
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from booking_service.catalog import ShowtimeCatalog
 from booking_service.config import BookingSettings
 from booking_service.consumer import build_consumers
-from booking_service.holds import SeatHolds
+from booking_service.holds import SeatHolds, create_hold_redis
 from booking_service.models import outbox
 from booking_service.routes import internal_router, router
 from booking_service.service import BookingContext
@@ -26,14 +24,11 @@ def _context(runtime: Runtime, movie_transport: httpx.AsyncBaseTransport | None)
     if "booking" not in runtime.state:
         settings = runtime.settings
         assert isinstance(settings, BookingSettings)
-        # Fail fast when Redis is down: one quick retry instead of seconds of back-off.
-        runtime.redis.set_retry(Retry(NoBackoff(), retries=1))
+        redis = runtime.state["hold_redis"] = create_hold_redis(settings)
         movie = ServiceClient("movie", settings.movie_service_url, settings, transport=movie_transport)
         runtime.clients["movie"] = movie
-        holds = SeatHolds(runtime.redis, settings)
-        runtime.state["booking"] = BookingContext(
-            settings, ShowtimeCatalog(movie, runtime.redis, settings), holds
-        )
+        catalog = ShowtimeCatalog(movie, redis, settings)
+        runtime.state["booking"] = BookingContext(settings, catalog, SeatHolds(redis, settings))
     context: BookingContext = runtime.state["booking"]
     return context
 
@@ -41,6 +36,11 @@ def _context(runtime: Runtime, movie_transport: httpx.AsyncBaseTransport | None)
 async def _on_startup(runtime: Runtime, movie_transport: httpx.AsyncBaseTransport | None) -> None:
     context = _context(runtime, movie_transport)
     runtime.spawn(run_expiry_sweeper(runtime, context), "expiry-sweeper")
+
+
+async def _on_shutdown(runtime: Runtime) -> None:
+    if "hold_redis" in runtime.state:
+        await runtime.state["hold_redis"].aclose()
 
 
 def create_app(
@@ -54,5 +54,6 @@ def create_app(
         outbox=outbox,
         consumers=lambda runtime: build_consumers(runtime, _context(runtime, movie_transport).holds),
         on_startup=partial(_on_startup, movie_transport=movie_transport),
+        on_shutdown=_on_shutdown,
     )
     return build_app(settings, spec)

@@ -28,6 +28,7 @@ SEATS_PER_ROW = 10
 
 def make_settings(**extra: Any) -> BookingSettings:
     extra.setdefault("sweeper_interval_seconds", 0.1)
+    extra.setdefault("redis_timeout_seconds", 10.0)  # in-process races share one loaded event loop
     return BookingSettings(**test_settings_overrides("booking_service", "booking", **extra))
 
 

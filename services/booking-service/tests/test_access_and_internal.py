@@ -125,7 +125,9 @@ async def test_redis_outage_is_a_fast_503_and_booking_recovers(
 ) -> None:
     proxy = TcpProxy("127.0.0.1", 6379)
     await proxy.start()
-    proxied = settings_with(redis_url=f"redis://127.0.0.1:{proxy.port}/0", events_enabled=False)
+    proxied = settings_with(
+        redis_url=f"redis://127.0.0.1:{proxy.port}/0", events_enabled=False, redis_timeout_seconds=1.0
+    )
     showtime = await make_showtime()
     async with booking_client(proxied) as flaky:
         assert (await book(showtime, ["A1"], via=flaky)).status_code == 201
