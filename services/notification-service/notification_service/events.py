@@ -44,6 +44,8 @@ class BookingConfirmed(EventData):
     total_amount: int
     currency: str
     payment_id: uuid.UUID | str | None = None
+    # Not in the contract yet: the theater's IANA zone, so the mail shows local time.
+    time_zone: str | None = None
 
 
 class BookingCancelled(EventData):
@@ -61,6 +63,7 @@ class BookingExpired(EventData):
     seats: list[str]
     movie_title: str | None = None
     starts_at: datetime | None = None
+    time_zone: str | None = None
 
 
 class PaymentCompleted(EventData):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -27,12 +28,18 @@ def format_money(amount: int, currency: str) -> str:
     return f"{amount / 100:,.2f} {currency.upper()}"
 
 
-def format_time(value: str | datetime | None) -> str:
-    """An ISO 8601 instant as ``Sat 28 Nov 2026, 19:30 UTC``."""
+def format_time(value: str | datetime | None, time_zone: str | None = None) -> str:
+    """An ISO 8601 instant as ``Sat 28 Nov 2026, 19:30 UTC``; in ``time_zone`` (IANA) when known."""
     if value is None:
         return "—"
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.strftime("%a %d %b %Y, %H:%M %Z").strip()
+    try:
+        zone = ZoneInfo(time_zone) if time_zone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    if zone is None:
+        return moment.astimezone(UTC).strftime("%a %d %b %Y, %H:%M UTC")
+    return moment.astimezone(zone).strftime(f"%a %d %b %Y, %H:%M ({time_zone})")
 
 
 def booking_reference(booking_id: str) -> str:
