@@ -19,10 +19,13 @@ export function createSeatMap(map, onToggle) {
   grid.addEventListener("focusin", (event) => rove(grid, event.target.closest(".seat")));
   const first = grid.querySelector(".seat");
   if (first) first.tabIndex = 0;
+  const scroller = h("div", { class: "seat-scroll" }, grid);
+  const swipe = h("p", { class: "hint swipe-hint", hidden: true }, "The hall is wider than the screen: scroll sideways to see every seat.");
   const element = h("div", { class: "seat-map", style: fitting(map.layout.rows) },
     h("div", { class: "screen", "aria-hidden": "true" }, "Screen"),
     h("p", { id: "seat-help", class: "sr-only" }, "The screen is at the top. Use the arrow keys to move between seats, and Space or Enter to select or release a seat."),
-    h("div", { class: "seat-scroll" }, grid));
+    scroller, swipe);
+  new ResizeObserver(() => (swipe.hidden = scroller.scrollWidth <= scroller.clientWidth + 1)).observe(scroller);
   return { element, update: (next, selected) => updateSeats(buttons, next, selected) };
 }
 

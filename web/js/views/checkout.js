@@ -21,7 +21,7 @@ export async function renderCheckout(root, { params: [bookingId], navigate }) {
   const spoken = h("p", { class: "sr-only", "aria-live": "polite" });
   const form = paymentForm(booking, message, navigate);
   root.lastChild.replaceWith(summary(booking), countdown, spoken, form);
-  return startCountdown(booking, { countdown, spoken }, () => expired(form, message));
+  return startCountdown(booking, { countdown, spoken }, () => expired(form, message, booking));
 }
 
 function summary(booking) {
@@ -52,9 +52,10 @@ function startCountdown(booking, { countdown, spoken }, onExpired) {
   return () => clearInterval(timer);
 }
 
-function expired(form, message) {
-  for (const control of form.elements) control.disabled = true;
+function expired(form, message, booking) {
+  if (form.dataset.closed) return;
   show(message, "error", "Your hold has expired and the seats were released. Please choose your seats again.");
+  closeCheckout(form, message, booking);
 }
 
 function paymentForm(booking, message, navigate) {
@@ -79,21 +80,34 @@ function paymentForm(booking, message, navigate) {
       await api("/api/payments/process", { method: "POST", json: body, headers: { "Idempotency-Key": attempt.key } });
       navigate(`/bookings/${booking.id}`, { replace: true });
     } catch (error) {
+      if (error.code === "booking_already_paid") return navigate(`/bookings/${booking.id}`, { replace: true });
       if (!unknownOutcome(error)) attempt = null;
       show(message, "error", paymentError(error));
+      if (error.status === 402 || (error.status === 409 && !unknownOutcome(error))) return closeCheckout(form, message, booking);
       button.disabled = false;
     }
   });
   return form;
 }
 
+/** A declined card fails the booking and frees its seats: offer to pick seats again. */
+function closeCheckout(form, message, booking) {
+  form.dataset.closed = "true";
+  for (const control of form.elements) control.disabled = true;
+  message.append(h("p", {}, h("a", { href: `/showtimes/${booking.showtime_id}` }, "Choose seats again")));
+}
+
 /** Network errors, 5xx and "still in flight" may have charged: retry with the same key. */
-const unknownOutcome = (error) => error.status === 0 || error.status >= 500 || error.code === "idempotency_in_flight";
+const unknownOutcome = (error) => error.status === 0 || error.status >= 500 || error.code === "idempotency_busy";
+
+const firstProblem = (error) =>
+  String((Array.isArray(error.details) && error.details[0]?.msg) || error.message).replace(/^Value error, /, "");
 
 function paymentError(error) {
-  if (error.status === 402) return `Payment declined: ${error.message}. Try another card.`;
-  if (error.status === 409) return `This booking can no longer be paid: ${error.message}`;
-  if (error.status === 422) return `Please check the card number: ${error.message}`;
+  if (error.status === 402) return `Payment declined: ${error.message}. Your seats were released; choose them again to try another card.`;
+  if (error.code === "booking_expired") return "Your hold has expired and the seats were released. Please choose your seats again.";
+  if (error.status === 409 && !unknownOutcome(error)) return `This booking can no longer be paid: ${error.message}`;
+  if (error.status === 422) return `Please check the card number: ${firstProblem(error)}.`;
   if (unknownOutcome(error)) return `${error.message}. Press Pay again to retry: you will never be charged twice.`;
   return error.message;
 }

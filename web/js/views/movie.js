@@ -42,7 +42,7 @@ function header(movie) {
 function pickers(dates, theaters, chosen, onChange) {
   const dateButtons = h("div", { class: "date-tabs", role: "group", "aria-label": "Date" },
     dates.map((date) => h("button", {
-      type: "button", class: "chip", "aria-pressed": String(date === chosen.date),
+      type: "button", class: "chip", "aria-pressed": String(date === chosen.date), "data-date": date,
       onclick: () => onChange({ ...chosen, date }),
     }, dayLabel(date))));
   const select = h("select", { id: "theater" }, h("option", { value: "" }, "All theaters"),
