@@ -8,8 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Header
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_service.config import BookingSettings
 from booking_service.main import create_app
 from booking_service.models import outbox, processed_events
+from movie_service.config import MovieSettings
+from movie_service.main import create_app as movie_create_app
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.events import new_event
 from servicekit.testing import RabbitSpy, app_client, mint_token, test_settings_overrides
@@ -43,62 +44,61 @@ def settings_with() -> Callable[..., BookingSettings]:
     return make_settings
 
 
-def contract_movie_app(settings: BookingSettings) -> FastAPI:
-    """movie-service's ``GET /internal/showtimes/{id}`` exactly as docs/contracts.md pins it."""
-    app = FastAPI()
-    app.state.showtimes = {}
-
-    @app.get("/internal/showtimes/{showtime_id}")
-    async def showtime(showtime_id: uuid.UUID, x_internal_token: str = Header("")) -> JSONResponse:
-        found = app.state.showtimes.get(showtime_id)
-        if x_internal_token != settings.internal_token.get_secret_value() or found is None:
-            return JSONResponse({"error": {"code": "not_found", "message": "Not Found"}}, status_code=404)
-        return JSONResponse(found)
-
-    return app
+@pytest.fixture(scope="session")
+async def movie(settings: BookingSettings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The real movie-service, in-process (booking's movie client talks to it over ASGI)."""
+    movie_settings = MovieSettings(**test_settings_overrides("movie_service", "movie", seed_demo_data=False))
+    app = movie_create_app(movie_settings)
+    async with app_client(app) as movie_client:
+        yield app, movie_client
 
 
 @pytest.fixture(scope="session")
-def movie_app(settings: BookingSettings) -> FastAPI:
-    return contract_movie_app(settings)
+def movie_app(movie: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    return movie[0]
 
 
-def showtime_body(starts_at: datetime) -> dict[str, Any]:
-    seats = [
-        {
-            "seat_id": f"{row}{n}",
-            "row": row,
-            "number": n,
-            "tier": "vip" if row == "F" else "standard",
-            "price": 2000 if row == "F" else 1200,
+@pytest.fixture(scope="session")
+async def seed_programme(
+    movie: tuple[FastAPI, httpx.AsyncClient], settings: BookingSettings
+) -> Callable[[datetime], Awaitable[dict[str, Any]]]:
+    """Schedule a showtime through movie's admin API: a new movie, theater and auditorium
+    with rows A-F of 10 seats (F is VIP at 2000, the rest 1200 VND)."""
+    client = movie[1]
+    admin = {"Authorization": f"Bearer {mint_token(settings, roles=('user', 'admin'))}"}
+
+    async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await client.post(path, json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    name = f"Cinema {uuid.uuid4().hex[:8]}"
+    theater = await post("/theaters", {"name": name, "city": "Hanoi", "time_zone": "Asia/Ho_Chi_Minh"})
+    rows = [{"seats": SEATS_PER_ROW} for _ in ROWS[:-1]] + [{"seats": SEATS_PER_ROW, "tier": "vip"}]
+
+    async def schedule(starts_at: datetime) -> dict[str, Any]:
+        film = await post("/movies", {"title": "The Test Reel", "duration_minutes": 90, "genres": ["drama"]})
+        hall = {"theater_id": theater["id"], "name": f"Hall {uuid.uuid4().hex[:8]}", "layout": {"rows": rows}}
+        auditorium = await post("/auditoriums", hall)
+        body = {
+            "movie_id": film["id"],
+            "auditorium_id": auditorium["id"],
+            "starts_at": starts_at.isoformat(),
+            "currency": "VND",
+            "prices": {"standard": 1200, "vip": 2000},
         }
-        for row in ROWS
-        for n in range(1, SEATS_PER_ROW + 1)
-    ]
-    return {
-        "showtime_id": str(uuid.uuid4()),
-        "movie_id": str(uuid.uuid4()),
-        "movie_title": "The Test Reel",
-        "theater_id": str(uuid.uuid4()),
-        "theater_name": "Test Cinema",
-        "city": "Hanoi",
-        "auditorium_id": str(uuid.uuid4()),
-        "auditorium_name": "Hall 1",
-        "starts_at": starts_at.isoformat(),
-        "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
-        "currency": "VND",
-        "seats": seats,
-    }
+        showtime = await post("/showtimes", body)
+        return {**showtime, "showtime_id": showtime["id"]}
+
+    return schedule
 
 
 @pytest.fixture
-def make_showtime(movie_app: FastAPI) -> Builder:
-    """A fresh showtime (rows A-F of 10 seats, row F is VIP at 2000); starts in a day by default."""
+def make_showtime(seed_programme: Callable[[datetime], Awaitable[dict[str, Any]]]) -> Builder:
+    """A fresh showtime of the real movie-service; starts in a day by default."""
 
     async def build(starts_in: timedelta = timedelta(days=1)) -> dict[str, Any]:
-        body = showtime_body(datetime.now(UTC) + starts_in)
-        movie_app.state.showtimes[uuid.UUID(body["showtime_id"])] = body
-        return body
+        return await seed_programme(datetime.now(UTC) + starts_in)
 
     return build
 

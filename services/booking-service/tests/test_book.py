@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from servicekit.testing import wait_until
+
 Builder = Callable[..., Awaitable[Any]]
 Headers = Callable[..., dict[str, str]]
 
@@ -95,8 +97,14 @@ async def test_malformed_json_and_missing_token(client: httpx.AsyncClient, user_
 
 
 async def test_a_started_showtime_is_409(make_showtime: Builder, book: Builder) -> None:
-    showtime = await make_showtime(starts_in=timedelta(minutes=-5))
-    response = await book(showtime, ["A1"])
+    showtime = await make_showtime(starts_in=timedelta(seconds=2))
+    too_many = [f"A{n}" for n in range(1, 11)] + ["B1"]  # 422 until it starts, and never books
+
+    async def refused_as_started() -> httpx.Response | None:
+        response = await book(showtime, too_many)
+        return response if response.status_code != 422 else None
+
+    response = await wait_until(refused_as_started, within=10, what="the showtime to start")
     assert response.status_code == 409 and response.json()["error"]["code"] == "showtime_started"
 
 
