@@ -233,7 +233,7 @@ async def test_two_sessions_race_for_one_seat_and_the_loser_is_told(
     await expect(seat(loser, wanted)).to_have_attribute("data-status", "held")
     await expect(seat(loser, wanted)).to_have_attribute("aria-pressed", "false")
     assert "/checkout/" not in loser.url
-    await screenshot(loser, f"seat-taken-{'phone' if loser is phone else 'desktop'}.png")
+    await screenshot(loser, "seat-taken.png")
 
     # The winner's card is declined: a readable message, and the seat returns to the loser's live map.
     await winner.get_by_label("Card number").fill(DECLINED_CARD)

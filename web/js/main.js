@@ -34,9 +34,12 @@ function notFound(root) {
   root.replaceChildren(h("h1", { tabindex: "-1" }, "Page not found"), h("p", {}, h("a", { href: "/" }, "Back to the movies")));
 }
 
+let current = 0; // the number of the latest navigation: a slower, older view cleans up after itself
+
 async function route() {
   if (cleanup) cleanup();
   cleanup = null;
+  const visit = ++current;
   const { pathname, search } = window.location;
   const match = routes.map(([re, view, name]) => [pathname.match(re), view, name]).find(([m]) => m);
   const [found, view, name] = match || [[], notFound, "Not found"];
@@ -44,8 +47,15 @@ async function route() {
   const root = h("div", { class: "view" });
   main.replaceChildren(root);
   const ctx = { params: found.slice(1), query: new URLSearchParams(search), navigate };
-  cleanup = (await view(root, ctx)) || null;
-  if (main.contains(root)) (root.querySelector("h1") || main).focus({ preventScroll: false });
+  const stop = await Promise.resolve().then(() => view(root, ctx)).catch((error) => failed(root, error));
+  if (visit !== current) return stop && stop();
+  cleanup = typeof stop === "function" ? stop : null;
+  (root.querySelector("h1") || main).focus();
+}
+
+function failed(root, error) {
+  root.replaceChildren(h("h1", { tabindex: "-1" }, "Something went wrong"),
+    h("p", { role: "alert" }, error.message || String(error)), h("p", {}, h("a", { href: "/" }, "Back to the movies")));
 }
 
 async function renderAccount() {

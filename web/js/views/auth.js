@@ -54,7 +54,7 @@ function input(name, label, { hint, ...attrs }) {
 function authForm(label, fields) {
   const message = h("div", { class: "messages" });
   const button = h("button", { type: "submit", class: "primary" }, label);
-  const element = h("form", { class: "stack narrow", novalidate: false }, message, ...fields, button);
+  const element = h("form", { class: "stack narrow" }, message, ...fields, button);
   return {
     element,
     onSubmit(handler) {
@@ -97,7 +97,11 @@ function showErrors(form, message, error) {
   else show(message, "error", "Please correct the fields marked below.");
 }
 
-const cleanMessage = (text) => String(text || "invalid value").replace(/^Value error, /, "");
+function cleanMessage(text) {
+  const message = String(text || "invalid value").replace(/^Value error, /, "");
+  if (message.startsWith("String should match pattern")) return "Use 3–32 letters, digits, _ . or -, starting with a letter or digit.";
+  return message.replace(/^value is not a valid email address: /, "");
+}
 
 function humanError(error) {
   if (error.status === 401) return "Wrong username or password.";

@@ -104,6 +104,7 @@ const firstProblem = (error) =>
   String((Array.isArray(error.details) && error.details[0]?.msg) || error.message).replace(/^Value error, /, "");
 
 function paymentError(error) {
+  if (error.status === 401) return "Your session has ended. Please log in again, then pay from My bookings.";
   if (error.status === 402) return `Payment declined: ${error.message}. Your seats were released; choose them again to try another card.`;
   if (error.code === "booking_expired") return "Your hold has expired and the seats were released. Please choose your seats again.";
   if (error.status === 409 && !unknownOutcome(error)) return `This booking can no longer be paid: ${error.message}`;
