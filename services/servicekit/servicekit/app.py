@@ -26,6 +26,7 @@ from servicekit.http import ServiceClient
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
 from servicekit.middleware import RequestContextMiddleware
+from servicekit.tracing import instrument_app, instrument_engine
 
 logger = logging.getLogger("servicekit.app")
 
@@ -109,6 +110,7 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
         engine = create_engine(settings)
+        instrument_engine(engine)
         runtime = Runtime(settings, engine, create_sessionmaker(engine), create_redis(settings))
         app.state.runtime = runtime
         await _start(runtime, spec)
@@ -126,6 +128,7 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         openapi_tags=spec.openapi_tags,
     )
     app.state.settings = settings
+    instrument_app(app, settings.service_name)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     app.include_router(health_router())

@@ -26,6 +26,7 @@ from servicekit.context import event_id_var
 from servicekit.events.broker import Broker
 from servicekit.events.envelope import EventEnvelope
 from servicekit.metrics import EVENTS_CONSUMED
+from servicekit.tracing import consumer_span
 
 logger = logging.getLogger("servicekit.consumer")
 
@@ -104,7 +105,8 @@ class EventConsumer:
             return
         token = event_id_var.set(str(event.event_id))
         try:
-            await self._handle(message, event)
+            with consumer_span(message.headers, event.event_type, self.queue_name):
+                await self._handle(message, event)
         finally:
             event_id_var.reset(token)
 

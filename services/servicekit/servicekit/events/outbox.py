@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.events.envelope import EventEnvelope
+from servicekit.tracing import with_trace_context
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -59,6 +60,6 @@ async def add_event(session: AsyncSession, outbox: Table, event: EventEnvelope) 
         insert(outbox).values(
             event_id=event.event_id,
             event_type=event.event_type,
-            payload=event.model_dump(mode="json"),
+            payload=with_trace_context(event.model_dump(mode="json")),
         )
     )

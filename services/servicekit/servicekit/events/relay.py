@@ -21,20 +21,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from servicekit.config import ServiceSettings
 from servicekit.events.broker import Broker
 from servicekit.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from servicekit.tracing import split_trace_context
 
 logger = logging.getLogger("servicekit.relay")
 BATCH_SIZE = 100
 
 
 def build_message(payload: dict[str, Any]) -> aio_pika.Message:
+    envelope, trace_headers = split_trace_context(payload)
     return aio_pika.Message(
-        body=orjson.dumps(payload),
+        body=orjson.dumps(envelope),
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=str(payload["event_id"]),
         type=str(payload["event_type"]),
         timestamp=datetime.now(UTC),
-        headers={"producer": str(payload.get("producer", ""))},
+        headers={"producer": str(payload.get("producer", "")), **trace_headers},
     )
 
 
