@@ -99,10 +99,10 @@ class ShowtimeCatalog:
 
     async def _from_redis(self, showtime_id: uuid.UUID) -> str | None:
         try:
-            raw: str | None = await self._redis.get(self._key(showtime_id))
+            raw = await self._redis.get(self._key(showtime_id))
         except RedisError:
             return None
-        return raw
+        return None if raw is None else str(raw)
 
     async def _to_redis(self, showtime_id: uuid.UUID, raw: str) -> None:
         ttl = self._settings.showtime_cache_seconds

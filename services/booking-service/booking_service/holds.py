@@ -65,7 +65,7 @@ class SeatHolds:
         self._script = redis.register_script(HOLD_SCRIPT)
         self._settings = settings
 
-    async def _run(self, showtime_id: uuid.UUID, seats: Sequence[str], *args: object) -> Any:
+    async def _run(self, showtime_id: uuid.UUID, seats: Sequence[str], *args: str | int) -> Any:
         keys = [index_key(self._settings, showtime_id)]
         keys += [seat_key(self._settings, showtime_id, s) for s in seats]
         try:

@@ -17,7 +17,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from servicekit.db import make_base
 from servicekit.events import outbox_table, processed_events_table
 
-Base = make_base("booking")
+
+class Base(make_base("booking")):  # type: ignore[misc]  # mypy cannot see through the factory
+    __abstract__ = True
+
+
 outbox = outbox_table(Base.metadata)
 processed_events = processed_events_table(Base.metadata)
 

@@ -73,7 +73,7 @@ async def list_user_bookings(
     return list(items), int(total)
 
 
-def _move(target_rows: Any, target: str, values: dict[str, Any]) -> Select[tuple[Booking]]:
+def _move(target_rows: Any, target: str, values: dict[str, Any]) -> Select[Booking]:
     """Move the bookings ``target_rows`` selects into ``target``, seats included."""
     moved: CTE = (
         update(_bookings)
