@@ -95,18 +95,24 @@ async def cancel_booking(session: AsyncSession, holds: SeatHolds, booking: Booki
     """The user cancels: pending seats return at once; a confirmed booking is refunded.
     Idempotent: cancelling a cancelled booking answers it unchanged."""
     values = {"cancel_reason": "user_cancelled"}
-    moved = await _move(session, booking.id, PENDING, CANCELLED, **values)
-    refund = moved is None
-    moved = moved or await _move(session, booking.id, CONFIRMED, CANCELLED, **values)
-    if moved is None:
-        current = await repository.get_booking(session, booking.id)
-        if current is not None and current.status == CANCELLED:
-            return current
-        status = current.status if current else "gone"
-        raise Conflict(f"A booking that is {status} cannot be cancelled", code="booking_not_cancellable")
-    await events.publish_booking_cancelled(session, moved, "user_cancelled", refund, moved.payment_id)
-    await _free_seats(holds, moved)
-    return moved
+    if moved := await _move(session, booking.id, PENDING, CANCELLED, **values):
+        return await _user_cancelled(session, holds, moved, refund_required=False)
+    if moved := await _move(session, booking.id, CONFIRMED, CANCELLED, **values):
+        return await _user_cancelled(session, holds, moved, refund_required=True)
+    current = await repository.get_booking(session, booking.id)
+    if current is not None and current.status == CANCELLED:
+        return current
+    status = current.status if current else "gone"
+    raise Conflict(f"A booking that is {status} cannot be cancelled", code="booking_not_cancellable")
+
+
+async def _user_cancelled(
+    session: AsyncSession, holds: SeatHolds, booking: Booking, refund_required: bool
+) -> Booking:
+    payment_id = booking.payment_id if refund_required else None
+    await events.publish_booking_cancelled(session, booking, "user_cancelled", refund_required, payment_id)
+    await _free_seats(holds, booking)
+    return booking
 
 
 async def expire_stale_holds(
