@@ -18,7 +18,7 @@ export async function renderMovie(root, { params: [movieId], query, navigate }) 
   const dates = [...new Set(upcoming.map((s) => localDate(new Date(s.starts_at), s.time_zone)))].sort();
   const theaters = new Map(upcoming.map((s) => [s.theater_id, `${s.theater_name}, ${s.city}`]));
   const chosen = { date: query.get("date") || dates[0] || "", theater: query.get("theater") || "" };
-  if (chosen.date && !dates.includes(chosen.date)) dates.push(chosen.date), dates.sort(); // a day past the detail's list
+  if (chosen.date && !dates.includes(chosen.date)) dates.splice(0, dates.length, ...[...dates, chosen.date].sort());
   const slot = h("section", { class: "showtimes", "aria-labelledby": "showtimes-heading" });
   root.replaceChildren(header(movie), message,
     h("h2", { id: "showtimes-heading" }, "Showtimes"),
