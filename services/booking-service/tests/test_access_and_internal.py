@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from booking_service.config import BookingSettings
-from servicekit.testing import TcpProxy, wait_until
+from booking_service.main import create_app
+from servicekit.testing import TcpProxy, app_client, wait_until
 
 Builder = Callable[..., Awaitable[Any]]
 Headers = Callable[..., dict[str, str]]
@@ -139,3 +140,16 @@ async def test_redis_outage_is_a_fast_503_and_booking_recovers(
         await proxy.restore()
         assert (await book(showtime, ["A2"], via=flaky)).status_code == 201
     await proxy.cut()
+
+
+async def test_movie_service_down_is_a_503_not_a_hang(
+    settings_with: Callable[..., BookingSettings], user_headers: Headers
+) -> None:
+    unreachable = settings_with(movie_service_url="http://127.0.0.1:9", events_enabled=False)
+    async with app_client(create_app(unreachable)) as lonely:
+        body = {"showtime_id": str(uuid.uuid4()), "seat_ids": ["A1"]}
+        started = time.monotonic()
+        response = await lonely.post("/book", json=body, headers=user_headers())
+        assert response.status_code == 503 and response.json()["error"]["code"] == "service_unavailable"
+        assert "movie" in response.json()["error"]["message"]
+        assert time.monotonic() - started < 2.0
