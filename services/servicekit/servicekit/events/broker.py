@@ -59,7 +59,13 @@ class Broker:
 
     @property
     def is_connected(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed and self.ready.is_set()
+        connection = self.connection
+        return (
+            connection is not None
+            and not connection.is_closed
+            and connection.connected.is_set()  # cleared while a robust connection reconnects
+            and self.ready.is_set()
+        )
 
     async def check(self) -> None:
         """Raise when the broker connection is not usable (for readiness)."""

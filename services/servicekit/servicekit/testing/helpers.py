@@ -50,6 +50,9 @@ def test_settings_overrides(role: str, schema: str, **extra: Any) -> dict[str, A
     }
 
 
+test_settings_overrides.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
+
+
 @asynccontextmanager
 async def app_client(app: FastAPI, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and give an httpx client talking to it in-process."""
