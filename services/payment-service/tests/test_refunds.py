@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from payment_service import repository
 from servicekit.metrics import EVENTS_CONSUMED
 from servicekit.testing import wait_until
@@ -89,20 +91,21 @@ async def test_a_failed_payment_cannot_be_refunded(harness: Harness) -> None:
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "payment_not_refundable"
 
 
-async def test_booking_cancelled_refunds_the_payment_exactly_once(harness: Harness) -> None:
+@pytest.mark.parametrize("reason", ["user_cancelled", "payment_after_expiry"])
+async def test_booking_cancelled_refunds_the_payment_exactly_once(harness: Harness, reason: str) -> None:
     user = harness.caller()
     booking, payment = await _paid(harness, user)
     duplicates = EVENTS_CONSUMED.labels("payment-service", "booking.cancelled", "duplicate")
     seen_before = duplicates._value.get()
-    event = _cancelled_event(booking, payment_id=payment["id"])
-    second = _cancelled_event(booking, payment_id=payment["id"])  # booking said it twice
+    event = _cancelled_event(booking, payment_id=payment["id"], reason=reason)
+    second = _cancelled_event(booking, payment_id=payment["id"], reason=reason)  # booking said it twice
     for message in (event, event, second):
         await harness.spy.publish("booking.cancelled", message)
     await harness.delivered("payment.refunded", booking["id"])
     await wait_until(lambda: _consumed(harness, [event["event_id"], second["event_id"]]), what="both events")
     await wait_until(_more_than(duplicates, seen_before), what="the redelivered event skipped")
     [db_payment] = await harness.payments_of(booking["id"])
-    assert db_payment.status == "refunded" and db_payment.refund_reason == "user_cancelled"
+    assert db_payment.status == "refunded" and db_payment.refund_reason == reason
     assert await harness.refunds(db_payment.provider_charge_id) == 1
     assert len(await harness.outbox_events("payment.refunded", booking["id"])) == 1
 
