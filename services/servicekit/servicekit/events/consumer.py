@@ -161,6 +161,15 @@ class EventConsumer:
 
     async def queue_depth(self) -> int:
         """Messages waiting in the main queue (consumer lag)."""
-        assert self._channel is not None
-        declared = await self._channel.declare_queue(self.queue_name, passive=True)
-        return int(declared.declaration_result.message_count or 0)
+        return await queue_message_count(self._channel, self.queue_name)
+
+
+async def queue_message_count(channel: Any, queue_name: str) -> int:
+    """Messages ready in a queue, asked of the broker now.
+
+    Not ``declare_queue(passive=True)`` on a robust channel: aio-pika answers
+    that from the first declaration it cached, so the count never changes.
+    """
+    underlay = await channel.get_underlay_channel()
+    declared = await underlay.queue_declare(queue_name, passive=True)
+    return int(declared.message_count or 0)

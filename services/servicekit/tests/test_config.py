@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from servicekit.config import ServiceSettings
+
+STRONG = {
+    "jwt_secret": "a-strong-production-secret-of-48-characters-xyz",
+    "internal_token": "another-strong-production-token",
+    "database_url": "postgresql+asyncpg://svc:real-password@db:5432/moviebooking",
+}
+
+
+def test_production_refuses_every_dev_default() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ServiceSettings(environment="production")
+    message = str(caught.value)
+    for name in ("JWT_SECRET", "INTERNAL_TOKEN", "DATABASE_URL"):
+        assert name in message
+    assert "dev-only" not in message  # the error names settings, never their values
+
+
+def test_production_refuses_a_short_jwt_secret() -> None:
+    with pytest.raises(ValidationError, match="shorter than 32"):
+        ServiceSettings(environment="production", **{**STRONG, "jwt_secret": "short"})
+
+
+def test_production_starts_with_real_secrets() -> None:
+    settings = ServiceSettings(environment="production", **STRONG)
+    assert settings.environment == "production"
+
+
+def test_development_keeps_its_safe_defaults() -> None:
+    assert ServiceSettings().jwt_algorithm == "HS256"
+
+
+def test_secrets_do_not_show_in_repr() -> None:
+    settings = ServiceSettings(**STRONG)
+    assert "real-password" not in repr(settings) and "a-strong-production" not in repr(settings)

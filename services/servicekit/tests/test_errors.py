@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+
+from servicekit.config import ServiceSettings
+from servicekit.errors import Conflict, install_error_handlers
+from servicekit.middleware import RequestContextMiddleware
+
+
+class Body(BaseModel):
+    count: int
+
+
+def _app() -> FastAPI:
+    router = APIRouter()
+
+    @router.post("/things")
+    async def things(body: Body) -> dict[str, Any]:
+        return {"count": body.count}
+
+    @router.get("/conflict")
+    async def conflict() -> None:
+        raise Conflict("seat taken", details=["A1"])
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    app = FastAPI()
+    app.state.settings = ServiceSettings()
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service="kit")
+    app.include_router(router)
+    return app
+
+
+async def _client() -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+async def test_every_error_has_the_one_shape() -> None:
+    async with await _client() as client:
+        answers = [
+            await client.post("/things", json={"count": "many"}),
+            await client.post("/things", content=b"{", headers={"content-type": "application/json"}),
+            await client.get("/conflict"),
+            await client.get("/missing"),
+            await client.delete("/conflict"),
+        ]
+    assert [a.status_code for a in answers] == [422, 422, 409, 404, 405]
+    for answer in answers:
+        error = answer.json()["error"]
+        assert set(error) >= {"code", "message", "request_id"}
+        assert error["request_id"] == answer.headers["x-request-id"]
+    assert answers[2].json()["error"]["details"] == ["A1"]
+
+
+async def test_unexpected_errors_are_500_without_internals() -> None:
+    async with await _client() as client:
+        answer = await client.get("/boom")
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal_error"
+    assert "hunter2" not in answer.text and "RuntimeError" not in answer.text
