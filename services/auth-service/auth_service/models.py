@@ -7,12 +7,16 @@ from datetime import datetime
 
 from sqlalchemy import ARRAY, Boolean, DateTime, ForeignKey, Index, String, func
 from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from servicekit.db import make_base
+from servicekit.db import schema_metadata
 from servicekit.events import outbox_table
 
-Base = make_base("auth")
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata("auth")
+
+
 outbox = outbox_table(Base.metadata)
 
 

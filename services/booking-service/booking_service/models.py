@@ -12,14 +12,14 @@ from datetime import datetime
 
 from sqlalchemy import ARRAY, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from servicekit.db import make_base
+from servicekit.db import schema_metadata
 from servicekit.events import outbox_table, processed_events_table
 
 
-class Base(make_base("booking")):  # type: ignore[misc]  # mypy cannot see through the factory
-    __abstract__ = True
+class Base(DeclarativeBase):
+    metadata = schema_metadata("booking")
 
 
 outbox = outbox_table(Base.metadata)

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CTE, Select, func, select, update
+from sqlalchemy import CTE, Select, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from booking_service.models import Booking, BookingSeat
 
 ACTIVE = ("pending", "confirmed")
-_bookings = Booking.__table__
-_seats = BookingSeat.__table__
+_bookings = cast(Table, Booking.__table__)
+_seats = cast(Table, BookingSeat.__table__)
 
 
 async def add_booking(session: AsyncSession, booking: Booking, seats: Sequence[BookingSeat]) -> Booking:

@@ -20,11 +20,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from servicekit.db import make_base
+from servicekit.db import schema_metadata
 
-Base = make_base("movie")
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata("movie")
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:

@@ -19,12 +19,16 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from servicekit.db import make_base
+from servicekit.db import schema_metadata
 from servicekit.events import processed_events_table
 
-Base = make_base("notification")
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata("notification")
+
+
 processed_events = processed_events_table(Base.metadata)
 
 CHANNELS = ("email", "sms")

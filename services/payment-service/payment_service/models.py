@@ -9,12 +9,16 @@ from typing import Any
 
 from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from servicekit.db import make_base
+from servicekit.db import schema_metadata
 from servicekit.events import outbox_table, processed_events_table
 
-Base = make_base("payment")
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata("payment")
+
+
 outbox = outbox_table(Base.metadata)
 processed_events = processed_events_table(Base.metadata)
 

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
 
 from servicekit.config import ServiceSettings
 
@@ -26,13 +25,12 @@ NAMING_CONVENTION = {
 }
 
 
-def make_base(schema: str) -> type[DeclarativeBase]:
-    """A declarative base whose tables all live in ``schema``."""
+def schema_metadata(schema: str) -> MetaData:
+    """Metadata whose tables all live in ``schema``, with stable constraint names.
 
-    class Base(DeclarativeBase):
-        metadata = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
-
-    return Base
+    A service declares ``class Base(DeclarativeBase): metadata = schema_metadata("auth")``.
+    """
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
@@ -43,6 +41,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
         pool_timeout=5,
+        hide_parameters=True,  # SQL parameters (password hashes, emails) never reach logs or errors
         connect_args={
             "server_settings": {
                 "search_path": settings.db_schema,

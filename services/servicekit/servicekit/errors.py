@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from servicekit.context import request_id_var
@@ -174,7 +175,20 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
 async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_json(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    return error_json(
+        exc.status_code, code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None
+    )
+
+
+# PostgreSQL refuses text it cannot store (a NUL character): that is bad input, not a crash.
+_UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
+async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES:
+        return error_json(422, "validation_error", "Text must not contain NUL (\\u0000) characters")
+    return await _unexpected_handler(request, exc)
 
 
 async def _unexpected_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -187,4 +201,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(DBAPIError, _database_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

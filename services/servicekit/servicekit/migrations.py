@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 
 from alembic import command, context
 from alembic.config import Config
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from servicekit.config import ServiceSettings
 
 
-def _include_object(schema: str) -> object:
+def _include_object(schema: str) -> Callable[..., bool]:
     def include(obj: object, name: str, type_: str, reflected: bool, compare_to: object) -> bool:
         if type_ == "table":
             return getattr(obj, "schema", None) == schema

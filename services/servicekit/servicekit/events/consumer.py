@@ -137,7 +137,7 @@ class EventConsumer:
     async def _retry_or_dead_letter(
         self, message: AbstractIncomingMessage, event: EventEnvelope, exc: Exception
     ) -> None:
-        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0) or 0) + 1
+        attempts = int(str((message.headers or {}).get(ATTEMPTS_HEADER, 0) or 0)) + 1
         headers = dict(message.headers or {})
         headers[ATTEMPTS_HEADER] = attempts
         headers["x-last-error"] = f"{type(exc).__name__}: {exc}"[:500]
