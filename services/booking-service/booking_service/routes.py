@@ -52,7 +52,7 @@ async def list_bookings(
     session: SessionDep,
     status: BookingStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> BookingPage:
     """The caller's bookings, newest first, optionally filtered by status."""
     items, total = await repository.list_user_bookings(session, user.user_id, status, limit, offset)
