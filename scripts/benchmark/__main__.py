@@ -1,0 +1,255 @@
+"""Load benchmark of a running Movie Booking system, through its NGINX gateway on 127.0.0.1.
+
+    .venv/bin/python scripts/benchmark --run-dir var/bench --database moviebooking_bench
+    (or: bash scripts/benchmark.sh, which fills these in from RUN_DIR and DB_NAME)
+
+Scenarios (each bounded by a request count and --max-seconds): gateway /health, auth /health
+through the gateway, catalog reads, seat-map reads, seat maps of 100 / 1,000 / 10,000 seats,
+booking distinct seats with 64 clients, 200 users racing for 2 seats, book -> pay flows, and
+booking again with 10k (and, with --million, 1M) more bookings in the database. Prints
+requests/s, p50/p99/max latency, error rate and the ratio to gateway /health per scenario,
+then checks that no seat was sold twice and no booking charged twice (exit 1 if one was),
+prints each service's resident memory, and which targets of issues 3 and 4 are met.
+See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import checks
+import fixtures
+import httpx
+import scenarios
+from report import Figures, print_table, print_targets, say
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, default=Path(os.environ.get("RUN_DIR", "var/local")))
+    parser.add_argument(
+        "--base-url", default=os.environ.get("BASE_URL"), help="default: the run dir's gateway"
+    )
+    parser.add_argument(
+        "--database", default=os.environ.get("DB_NAME"), help="for SQL checks and filler rows"
+    )
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="server of --database")
+    parser.add_argument("--admin-password", default=os.environ.get("ADMIN_PASSWORD"))
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="client processes")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent clients of most scenarios")
+    parser.add_argument("--users", type=int, default=200, help="registered users (the race needs this many)")
+    parser.add_argument("--health-requests", type=int, default=20000)
+    parser.add_argument("--read-requests", type=int, default=6000)
+    parser.add_argument("--bookings", type=int, default=800, help="bookings of the distinct-seat scenario")
+    parser.add_argument("--race-rounds", type=int, default=5)
+    parser.add_argument("--flows", type=int, default=400)
+    parser.add_argument("--filler", type=int, default=10000, help="bookings rows to add before re-measuring")
+    parser.add_argument("--million", action="store_true", help="also measure with 1M booking rows")
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="bound of each scenario")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    return parser.parse_args()
+
+
+def base_url(args: argparse.Namespace) -> str:
+    url = args.base_url
+    if not url:
+        port_file = args.run_dir / "gateway.port"
+        if not port_file.exists():
+            sys.exit(f"no --base-url and no {port_file}: is the system running (scripts/run_local.sh up)?")
+        url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+    if urlsplit(url).hostname not in LOCAL_HOSTS:
+        sys.exit(f"refusing {url}: the benchmark runs against 127.0.0.1 only")
+    return url.rstrip("/")
+
+
+def admin_password(args: argparse.Namespace) -> str:
+    if args.admin_password:
+        return str(args.admin_password)
+    from auth_service.config import DEV_ADMIN_PASSWORD  # the runner's bootstrap admin
+
+    return DEV_ADMIN_PASSWORD
+
+
+async def prepare(args: argparse.Namespace, url: str, run_id: str) -> tuple[dict[str, str], dict, list[str]]:
+    """Showtimes (by name), their seat ids, and the users' access tokens."""
+    accounts = fixtures.load_accounts(args.run_dir / "benchmark-users.json", args.users)  # noqa: ASYNC240
+    async with httpx.AsyncClient(base_url=url, timeout=120) as api:
+        headers = await fixtures.admin_headers(api, admin_password(args))
+        showtimes = await fixtures.create_programme(api, headers, run_id)
+        seats = {name: await fixtures.seat_ids(api, showtime) for name, showtime in showtimes.items()}
+        say(f"  showtimes ready ({len(showtimes)}); signing in {len(accounts)} users")
+        try:
+            tokens = await fixtures.users(api, accounts)
+        finally:
+            fixtures.save_accounts(args.run_dir / "benchmark-users.json", accounts)  # noqa: ASYNC240  (once)
+    return showtimes, seats, tokens
+
+
+def measure(
+    args: argparse.Namespace, bench: scenarios.Bench, showtimes: dict, seats: dict
+) -> dict[str, Figures]:
+    """Every scenario, in order; the keys name them for the targets."""
+    clients, reads_n = args.clients, args.read_requests
+    found = {
+        "health": timed(scenarios.reads, bench, "gateway /health", "/health", args.health_requests, clients),
+        "auth_health": timed(
+            scenarios.reads, bench, "/api/auth/health (to auth)", "/api/auth/health", reads_n, clients
+        ),
+        "catalog": timed(
+            scenarios.reads, bench, "catalog: GET /api/movies/movies", "/api/movies/movies", reads_n, clients
+        ),
+        "seat_map": timed(
+            scenarios.reads, bench, "seat map (100 seats)", _map(showtimes, "map100"), reads_n, clients
+        ),
+    }
+    for size, requests in ((100, 1000), (1000, 400), (10000, 100)):
+        path = _map(showtimes, f"map{size}")
+        found[f"map{size}"] = timed(
+            scenarios.reads, bench, f"seat map, {size:,} seats, 8 clients", path, requests, 8
+        )
+    found["distinct"] = timed(
+        scenarios.distinct_bookings,
+        bench,
+        f"book 2 distinct seats, {clients} clients",
+        showtimes["distinct"],
+        seats["distinct"],
+        args.bookings,
+        clients,
+    )
+    found["race"] = timed(
+        scenarios.race, bench, showtimes["race"], seats["race"], min(200, args.users), args.race_rounds
+    )
+    found["flow"] = timed(
+        scenarios.book_and_pay, bench, showtimes["flow"], seats["flow"], args.flows, clients
+    )
+    found.update(with_filler_rows(args, bench, showtimes, seats))
+    return found
+
+
+def _map(showtimes: dict[str, str], name: str) -> str:
+    return f"/api/movies/showtimes/{showtimes[name]}/seats"
+
+
+def with_filler_rows(
+    args: argparse.Namespace, bench: scenarios.Bench, showtimes: dict, seats: dict
+) -> dict[str, Figures]:
+    """Booking again after adding bookings rows to the database (needs --database)."""
+    if not args.database or args.filler <= 0:
+        return {}
+    dsn = f"{args.pg}/{args.database}"
+    found = {}
+    for name, target in (("rows10k", args.filler), ("rows1m", 1_000_000 if args.million else 0)):
+        if not target:
+            continue
+        present = asyncio.run(checks.booking_rows(dsn))
+        if target > present:
+            say(f"  adding {target - present:,} filler bookings (SQL, booking schema of {args.database})")
+            asyncio.run(checks.add_filler_bookings(dsn, target - present, f"{bench.run_id}-{name}"))
+        total = asyncio.run(checks.booking_rows(dsn))
+        found[name] = timed(
+            scenarios.distinct_bookings,
+            bench,
+            f"book 2 distinct seats, {total:,} rows in db",
+            showtimes[name],
+            seats[name],
+            min(args.bookings, 400),
+            args.clients,
+        )
+    return found
+
+
+def timed(function, *arguments) -> Figures:  # noqa: ANN001  (any scenario function)
+    started = time.monotonic()
+    shown: Figures = function(*arguments)
+    elapsed = time.monotonic() - started
+    say(f"  {shown.scenario}: {shown.rps:.0f} req/s, p99 {shown.p99_ms:.1f} ms ({elapsed:.0f} s)")
+    return shown
+
+
+def invariants(args: argparse.Namespace, bench: scenarios.Bench) -> list[str]:
+    """What broke: seats two 201s were given, and (with --database) the SQL checks."""
+    broken = [f"seat given to two bookings: {seat}" for seat in checks.client_side_double_sales(bench.booked)]
+    if args.database:
+        for name, rows in asyncio.run(checks.database_violations(f"{args.pg}/{args.database}")).items():
+            broken += [f"{name}: {row}" for row in rows]
+    return broken
+
+
+def targets(found: dict[str, Figures], memory: dict[str, int]) -> list[tuple[str, bool, str]]:
+    health, distinct, seat_map = found["health"], found["distinct"], found["seat_map"]
+    small, large, race = found["map100"], found["map10000"], found["race"]
+    services = {name: rss for name, rss in memory.items() if name not in ("mail", "gateway (nginx)")}
+    biggest = max(services.items(), key=lambda item: item[1]) if services else ("-", 0)
+    return [
+        (
+            "bookings/s >= 0.25 x gateway /health",
+            distinct.rps >= 0.25 * health.rps,
+            f"{distinct.rps:.0f} / {health.rps:.0f} = {distinct.rps / health.rps:.3f}",
+        ),
+        (
+            f"booking p99 < 50 ms at {distinct.concurrency} clients",
+            distinct.p99_ms < 50,
+            f"{distinct.p99_ms:.1f} ms",
+        ),
+        ("200-user race p99 < 200 ms", race.p99_ms < 200, f"{race.p99_ms:.1f} ms"),
+        (
+            "seat map >= 0.5 x gateway /health",
+            seat_map.rps >= 0.5 * health.rps,
+            f"{seat_map.rps:.0f} / {health.rps:.0f} = {seat_map.rps / health.rps:.3f}",
+        ),
+        (
+            "10k-seat map < 5 x 100-seat map (p50)",
+            large.p50_ms < 5 * small.p50_ms,
+            f"{large.p50_ms:.1f} ms vs {small.p50_ms:.1f} ms = {large.p50_ms / max(small.p50_ms, 1e-9):.1f}x",
+        ),
+        (
+            "every service < 200 MB RSS",
+            biggest[1] < 200 * 2**20,
+            f"largest {biggest[0]} {biggest[1] / 2**20:.0f} MB",
+        ),
+    ]
+
+
+def main() -> int:
+    args = parse_args()
+    url, run_id = base_url(args), uuid.uuid4().hex[:8]
+    say(f"Benchmark {run_id} against {url} ({args.processes} client processes, {args.clients} clients)")
+    showtimes, seats, tokens = asyncio.run(prepare(args, url, run_id))
+    bench = scenarios.Bench(url, tokens, args.processes, args.max_seconds, run_id)
+    found = measure(args, bench, showtimes, seats)
+    for figure in found.values():
+        figure.ratio = figure.rps / found["health"].rps
+    say()
+    print_table(list(found.values()))
+    broken = invariants(args, bench)
+    memory = checks.resident_memory(args.run_dir)
+    say("\nResident memory after the run (RSS, from /proc of the runner's pid files):")
+    for name, rss in memory.items():
+        say(f"  {name:<16} {rss / 2**20:7.1f} MB")
+    print_targets(targets(found, memory))
+    for anomaly in bench.anomalies:
+        say(f"  warning: {anomaly}")
+    say(f"\nInvariants: {'BROKEN' if broken else 'held'} (no seat sold twice, no booking charged twice)")
+    for line in broken:
+        say(f"  {line}")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"figures": [asdict(f) for f in found.values()], "rss": memory}, indent=1)
+        )
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
