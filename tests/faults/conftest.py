@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from faultkit import (  # noqa: E402  (the helper module sits beside this conftest)
     Background,
-    Gateway,
     Stack,
     User,
     mint_user,
 )
+from private_gateway import Gateway  # noqa: E402
 
 
 @pytest.fixture(scope="session")
