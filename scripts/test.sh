@@ -43,8 +43,9 @@ install_tools() {
 }
 
 lint() {
-  step "lint: ruff"
-  "$ROOT/.venv/bin/ruff" check . && "$ROOT/.venv/bin/ruff" format --check . >/dev/null
+  step "lint: ruff, mypy"
+  "$ROOT/.venv/bin/ruff" check . && "$ROOT/.venv/bin/ruff" format --check . >/dev/null &&
+    "$ROOT/.venv/bin/mypy" services/servicekit/servicekit services/*/*_service
 }
 
 integration_tests() {
@@ -69,16 +70,33 @@ stop_system() {
   RUN_DIR="$SYSTEM_RUN_DIR" bash scripts/run_local.sh down >/dev/null 2>&1 || true
 }
 
+check_nothing_left() {
+  # `run_local.sh down` must leave no process of the system behind: every process
+  # group the runner started (services, mail catcher) and nginx must be gone.
+  step "run_local.sh down left nothing running"
+  local groups nginx_pid left=""
+  groups="$(cat "$SYSTEM_RUN_DIR"/pids/*.pid 2>/dev/null || true)"
+  nginx_pid="$(cat "$SYSTEM_RUN_DIR/nginx.pid" 2>/dev/null || true)"
+  stop_system
+  trap - EXIT
+  for pgid in $groups; do left+="$(pgrep -g "$pgid" || true) "; done
+  pid_alive "$nginx_pid" && left+="$nginx_pid"
+  if [[ -n "${left// /}" ]]; then echo "!! still running after down: $left"; return 1; fi
+  echo "nothing left"
+}
+
 system_tests() {
   start_system
   trap stop_system EXIT
   export GATEWAY_URL="http://127.0.0.1:18080" SYSTEM_RUN_DIR MAIL_DIR="$SYSTEM_RUN_DIR/mail"
+  export SERVICE_URLS="http://127.0.0.1:18001,http://127.0.0.1:18002,http://127.0.0.1:18003,http://127.0.0.1:18004,http://127.0.0.1:18005"
   step "system tests through the NGINX gateway"
   run_pytest -q -p no:cacheprovider -m system tests/system || FAILED+=("system tests")
   if [[ -x scripts/e2e_test.sh ]]; then
     step "end-to-end script (scripts/e2e_test.sh)"
     BASE_URL="$GATEWAY_URL" MAIL_DIR="$MAIL_DIR" bash scripts/e2e_test.sh || FAILED+=("e2e script")
   fi
+  check_nothing_left || FAILED+=("leftover processes")
 }
 
 install_tools
