@@ -19,6 +19,8 @@ class AuthSettings(ServiceSettings):
     access_token_minutes: int = Field(default=15, ge=1)
     refresh_token_days: int = Field(default=7, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
+    # Per client address, across accounts: high, since many users can share one address (NAT).
+    login_max_failures_per_ip: int = Field(default=100, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
 
     argon2_time_cost: int = Field(default=3, ge=1)

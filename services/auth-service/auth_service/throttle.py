@@ -24,8 +24,8 @@ class LoginThrottle:
         """429 with Retry-After once an identifier or address has failed too often."""
         id_key, ip_key = self._keys(identifier, client_ip)
         counts = await self.redis.mget(id_key, ip_key)
-        limit = self.settings.login_max_failures
-        if int(counts[0] or 0) >= limit or int(counts[1] or 0) >= limit * 4:
+        per_id, per_ip = self.settings.login_max_failures, self.settings.login_max_failures_per_ip
+        if int(counts[0] or 0) >= per_id or int(counts[1] or 0) >= per_ip:
             ttl = max(await self.redis.ttl(id_key), await self.redis.ttl(ip_key), 1)
             raise TooManyRequests("Too many failed login attempts; try again later", retry_after=ttl)
 

@@ -120,3 +120,28 @@ async def test_sixth_quick_failed_login_is_429_with_retry_after(
     assert sixth.status_code == 429
     assert int(sixth.headers["retry-after"]) > 0
     assert sixth.json()["error"]["code"] == "too_many_requests"
+
+
+async def test_many_failures_from_one_address_are_throttled_across_accounts() -> None:
+    from auth_service.config import AuthSettings
+    from auth_service.main import create_app
+    from servicekit.testing import app_client, test_settings_overrides
+
+    fast = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
+    settings = AuthSettings(
+        **test_settings_overrides("auth_service", "auth", login_max_failures_per_ip=3, **fast)
+    )
+    address = {"X-Real-IP": f"198.51.100.{uuid.uuid4().int % 250}"}
+    async with app_client(create_app(settings)) as client:
+        names = [f"ghost{uuid.uuid4().hex[:8]}" for _ in range(4)]
+        statuses = [
+            (
+                await client.post("/token", data={"username": n, "password": "Wrong-pass-1"}, headers=address)
+            ).status_code
+            for n in names
+        ]
+        other = await client.post(
+            "/token", data={"username": names[0], "password": "x"}, headers={"X-Real-IP": "203.0.113.9"}
+        )
+    assert statuses == [401, 401, 401, 429]
+    assert other.status_code == 401  # another address is not affected
