@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -9,8 +10,10 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.context import request_id_var, user_id_var
+from servicekit.errors import error_json
 from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
+logger = logging.getLogger("servicekit.errors")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -46,9 +49,12 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -57,6 +63,14 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here, inside the request's context, so the 500 carries its request id.
+            status = 500
+            if started:
+                raise
+            logger.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+            response = error_json(500, "internal_error", "An unexpected error occurred")
+            await response(scope, receive, send_with_id)
         finally:
             route = _route_template(scope)
             if route not in ("/metrics",):

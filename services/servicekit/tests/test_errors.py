@@ -65,4 +65,5 @@ async def test_unexpected_errors_are_500_without_internals() -> None:
         answer = await client.get("/boom")
     assert answer.status_code == 500
     assert answer.json()["error"]["code"] == "internal_error"
+    assert answer.json()["error"]["request_id"] == answer.headers["x-request-id"]
     assert "hunter2" not in answer.text and "RuntimeError" not in answer.text
