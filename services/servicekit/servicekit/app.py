@@ -83,8 +83,20 @@ async def _start(runtime: Runtime, spec: ServiceSpec) -> None:
             runtime.consumers = spec.consumers(runtime)
             for consumer in runtime.consumers:
                 runtime.spawn(consumer.start(), f"consumer-{consumer.name}")
+            runtime.spawn(_report_queue_depths(runtime), "consumer-lag")
     if spec.on_startup is not None:
         await spec.on_startup(runtime)
+
+
+async def _report_queue_depths(runtime: Runtime, every_seconds: float = 15.0) -> None:
+    """Keep the consumer-lag gauges (main queue and dead letters) fresh."""
+    while True:
+        for consumer in runtime.consumers:
+            try:
+                await consumer.report_depths()
+            except Exception as exc:  # the broker may be away; the next round retries
+                logger.debug("queue depth not read: %s", type(exc).__name__)
+        await asyncio.sleep(every_seconds)
 
 
 async def _stop(runtime: Runtime, spec: ServiceSpec) -> None:

@@ -13,6 +13,7 @@ from servicekit.config import ServiceSettings
 from servicekit.events.broker import Broker
 from servicekit.events.consumer import EventConsumer, queue_message_count
 from servicekit.events.envelope import EventEnvelope
+from servicekit.metrics import CONSUMER_LAG
 from servicekit.testing import RabbitSpy, wait_until
 
 
@@ -106,6 +107,8 @@ async def test_what_keeps_failing_and_poison_go_to_the_dlq_without_blocking(
         dlq = f"{consumer.queue_name}.dlq"
         await wait_until(lambda: _queue_has(channel, dlq, 2), within=20, what="two dead letters")
         assert handler.attempts[doomed["event_id"]] == settings.consumer_max_attempts
+        await consumer.report_depths()
+        assert CONSUMER_LAG.labels(settings.service_name, dlq)._value.get() == 2
         handler.fail_first = 0
         await spy.publish("kit.happened", envelope(n=5))  # the queue still flows
         await wait_until(lambda: _at_least(handler.handled, 1), within=10, what="next event")

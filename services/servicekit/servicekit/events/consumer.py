@@ -25,7 +25,7 @@ from servicekit.config import ServiceSettings
 from servicekit.context import event_id_var
 from servicekit.events.broker import Broker
 from servicekit.events.envelope import EventEnvelope
-from servicekit.metrics import EVENTS_CONSUMED
+from servicekit.metrics import CONSUMER_LAG, EVENTS_CONSUMED
 from servicekit.tracing import consumer_span
 
 logger = logging.getLogger("servicekit.consumer")
@@ -162,6 +162,14 @@ class EventConsumer:
     async def queue_depth(self) -> int:
         """Messages waiting in the main queue (consumer lag)."""
         return await queue_message_count(self._channel, self.queue_name)
+
+    async def report_depths(self) -> None:
+        """Set the lag gauge for the main queue and its dead-letter queue."""
+        if self._channel is None:
+            return
+        service = self.settings.service_name
+        for name in (self.queue_name, f"{self.queue_name}.dlq"):
+            CONSUMER_LAG.labels(service, name).set(await queue_message_count(self._channel, name))
 
 
 async def queue_message_count(channel: Any, queue_name: str) -> int:
