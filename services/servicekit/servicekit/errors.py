@@ -12,7 +12,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from servicekit.context import request_id_var
@@ -188,7 +191,27 @@ async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES:
         return error_json(422, "validation_error", "Text must not contain NUL (\\u0000) characters")
+    if exc.connection_invalidated or isinstance(exc.orig, OSError):
+        return await _unavailable_handler(request, exc)
     return await _unexpected_handler(request, exc)
+
+
+# A dependency that is down or saturated (database pool exhausted, Redis or a socket
+# unreachable) is a fast 503 the client may retry, never a 500.
+DEPENDENCY_UNAVAILABLE: tuple[type[Exception], ...] = (
+    PoolTimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+async def _unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("dependency unavailable: %s", type(exc).__name__)
+    return error_json(
+        503, "service_unavailable", "A dependency is unavailable; retry shortly", headers={"Retry-After": "1"}
+    )
 
 
 async def _unexpected_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -202,4 +225,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(DBAPIError, _database_handler)
+    for unavailable in DEPENDENCY_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _unavailable_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

@@ -5,6 +5,8 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from servicekit.config import ServiceSettings
 from servicekit.errors import Conflict, install_error_handlers
@@ -25,6 +27,14 @@ def _app() -> FastAPI:
     @router.get("/conflict")
     async def conflict() -> None:
         raise Conflict("seat taken", details=["A1"])
+
+    @router.get("/pool")
+    async def pool() -> None:
+        raise PoolTimeoutError("QueuePool limit of size 10 overflow 10 reached")
+
+    @router.get("/redis")
+    async def redis_down() -> None:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379")
 
     @router.get("/boom")
     async def boom() -> None:
@@ -67,3 +77,12 @@ async def test_unexpected_errors_are_500_without_internals() -> None:
     assert answer.json()["error"]["code"] == "internal_error"
     assert answer.json()["error"]["request_id"] == answer.headers["x-request-id"]
     assert "hunter2" not in answer.text and "RuntimeError" not in answer.text
+
+
+async def test_a_saturated_or_unreachable_dependency_is_a_503_to_retry() -> None:
+    async with await _client() as client:
+        answers = [await client.get("/pool"), await client.get("/redis")]
+    for answer in answers:
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+        assert answer.json()["error"]["code"] == "service_unavailable"
+        assert "QueuePool" not in answer.text and "6379" not in answer.text

@@ -15,6 +15,7 @@ from typing import Any
 
 import aio_pika
 import orjson
+from pamqp.commands import Basic
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -97,7 +98,7 @@ class OutboxRelay:
             done = []
             for row in rows:
                 try:
-                    await exchange.publish(build_message(row.payload), routing_key=row.event_type)
+                    await self._publish_confirmed(exchange, row.payload, row.event_type)
                 except Exception as exc:
                     await session.execute(
                         update(t)
@@ -111,6 +112,20 @@ class OutboxRelay:
             if done:
                 await session.execute(update(t).where(t.c.event_id.in_(done)).values(published_at=func.now()))
         return len(done)
+
+    async def _publish_confirmed(self, exchange: Any, payload: dict[str, Any], routing_key: str) -> None:
+        """Publish and insist on the broker's Basic.Ack; anything else is a failure to retry.
+
+        Not mandatory: an event nobody subscribes to (yet) is dropped by the topic
+        exchange by design, and must not block the outbox.
+        """
+        if not self.broker.is_connected:
+            raise ConnectionError("RabbitMQ is not connected")
+        confirmation = await exchange.publish(
+            build_message(payload), routing_key=routing_key, mandatory=False, timeout=10
+        )
+        if not isinstance(confirmation, Basic.Ack):
+            raise ConnectionError(f"publish not confirmed: {type(confirmation).__name__}")
 
     async def _update_gauges(self) -> None:
         now = time.monotonic()
