@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from datetime import datetime
 from functools import cached_property
@@ -20,12 +19,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from booking_service.config import BookingSettings
+from booking_service.sized_lru import SizedLRU
 from servicekit.cache import key
 from servicekit.errors import BadGateway, NotFound
 from servicekit.http import ServiceClient
 
 logger = logging.getLogger("booking_service.catalog")
-LOCAL_CACHE_MAX = 2048
+# A parsed seat costs ~1.1 kB (a pydantic SeatInfo, its strings and its seat_map slot).
+SHOWTIME_BASE_BYTES, SEAT_BYTES = 4096, 1100
 
 
 class SeatInfo(BaseModel):
@@ -62,14 +63,16 @@ class ShowtimeCatalog:
 
     def __init__(self, client: ServiceClient, redis: Redis, settings: BookingSettings) -> None:
         self._client, self._redis, self._settings = client, redis, settings
-        self._local: dict[uuid.UUID, tuple[float, ShowtimeInfo]] = {}
+        self._local: SizedLRU[uuid.UUID, ShowtimeInfo] = SizedLRU(
+            settings.showtime_local_cache_max_bytes, ttl=settings.showtime_local_cache_seconds
+        )
         self._inflight: dict[uuid.UUID, asyncio.Task[ShowtimeInfo]] = {}
 
     async def get(self, showtime_id: uuid.UUID) -> ShowtimeInfo:
         """The showtime with its seats and prices; 404 unknown, 503 when movie is down."""
         cached = self._local.get(showtime_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            return cached
         task = self._inflight.get(showtime_id)
         if task is None:
             task = asyncio.ensure_future(self._load(showtime_id))
@@ -83,10 +86,7 @@ class ShowtimeCatalog:
             raw = await self._from_movie(showtime_id)
             await self._to_redis(showtime_id, raw)
         info = _parse(raw)
-        if len(self._local) >= LOCAL_CACHE_MAX:
-            self._local.clear()
-        expires = time.monotonic() + self._settings.showtime_local_cache_seconds
-        self._local[showtime_id] = (expires, info)
+        self._local.put(showtime_id, info, showtime_bytes(info))
         return info
 
     async def _from_movie(self, showtime_id: uuid.UUID) -> str:
@@ -115,6 +115,11 @@ class ShowtimeCatalog:
 
     def _key(self, showtime_id: uuid.UUID) -> str:
         return key(self._settings, "showtime", showtime_id)
+
+
+def showtime_bytes(info: ShowtimeInfo) -> int:
+    """What a parsed showtime costs in memory, roughly (the local cache's budget is in bytes)."""
+    return SHOWTIME_BASE_BYTES + SEAT_BYTES * len(info.seats)
 
 
 def _parse(raw: str) -> ShowtimeInfo:

@@ -20,6 +20,9 @@ class BookingSettings(ServiceSettings):
     max_pending_bookings_per_user: int = Field(default=5, ge=1)
     showtime_cache_seconds: float = Field(default=120.0, ge=0, description="Showtime look-ups in Redis")
     showtime_local_cache_seconds: float = Field(default=10.0, ge=0, description="... and in the process")
+    showtime_local_cache_max_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=0, description="Memory budget of the process cache (estimated)"
+    )
     redis_timeout_seconds: float = Field(default=1.0, gt=0, description="Bound on every hot-path Redis wait")
     redis_max_connections: int = Field(default=64, ge=1)
     sweeper_interval_seconds: float = Field(default=2.0, gt=0)

@@ -21,6 +21,8 @@ class MovieSettings(ServiceSettings):
     cleaning_minutes: int = Field(default=15, ge=0, le=240)
     # How long the seat statuses read from booking are reused (the seat map may lag by at most 1 s).
     seat_status_cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
+    # Memory budget (estimated) of the rendered seat-map layouts kept per process.
+    seat_map_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
     catalog_cache_seconds: int = Field(default=300, ge=1)
     # Lists that depend on "now" (upcoming showtimes) are cached for a shorter time.
     upcoming_cache_seconds: int = Field(default=30, ge=1)

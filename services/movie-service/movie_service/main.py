@@ -48,7 +48,7 @@ def _startup(booking_transport: httpx.AsyncBaseTransport | None) -> RuntimeHook:
         cache = CatalogCache(runtime.redis, settings)
         runtime.state["catalog_cache"] = cache
         runtime.state["seat_statuses"] = SeatStatusReader(booking, settings.seat_status_cache_seconds)
-        runtime.state["seat_map_layouts"] = SeatMapLayouts()
+        runtime.state["seat_map_layouts"] = SeatMapLayouts(settings.seat_map_cache_max_bytes)
         if settings.seed_demo_data:
             await _seed(runtime, settings, cache)
 

@@ -4,8 +4,8 @@ A render is reused for as long as the seat statuses it was made from (<= 1 s).""
 
 from __future__ import annotations
 
+import sys
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,9 +14,11 @@ import orjson
 
 from movie_service.layout import expand_seats
 from movie_service.seat_status import SeatStatuses
+from movie_service.sized_lru import SizedLRU
 
 _AVAILABLE, _HELD, _BOOKED = b'available"}', b'held"}', b'booked"}'
-_MAX_LAYOUTS = 512
+DEFAULT_LAYOUT_BUDGET_BYTES = 32 * 1024 * 1024
+_SLOT_BYTES = 120  # one status_slot entry: its key string and the dict's share
 
 
 @dataclass(frozen=True)
@@ -99,21 +101,30 @@ def build_layout(version: str | None, facts: ShowtimeFacts) -> RenderedLayout:
 
 
 class SeatMapLayouts:
-    """Rendered layouts of recently viewed showtimes, per process (bounded, least recently used out)."""
+    """Rendered layouts of recently viewed showtimes, per process (a byte budget, least recently used out)."""
 
-    def __init__(self, capacity: int = _MAX_LAYOUTS) -> None:
-        self._capacity = capacity
-        self._layouts: OrderedDict[uuid.UUID, RenderedLayout] = OrderedDict()
+    def __init__(self, max_bytes: int = DEFAULT_LAYOUT_BUDGET_BYTES) -> None:
+        self._layouts: SizedLRU[uuid.UUID, RenderedLayout] = SizedLRU(max_bytes)
 
     def get(self, showtime_id: uuid.UUID, version: str | None) -> RenderedLayout | None:
         layout = self._layouts.get(showtime_id)
         if layout is None or version is None or layout.version != version:
             return None
-        self._layouts.move_to_end(showtime_id)
         return layout
 
     def put(self, showtime_id: uuid.UUID, layout: RenderedLayout) -> None:
-        self._layouts[showtime_id] = layout
-        self._layouts.move_to_end(showtime_id)
-        while len(self._layouts) > self._capacity:
-            self._layouts.popitem(last=False)
+        self._layouts.put(showtime_id, layout, layout_bytes(layout))
+
+    @property
+    def total_bytes(self) -> int:
+        return self._layouts.total_bytes
+
+    def __len__(self) -> int:
+        return len(self._layouts)
+
+
+def layout_bytes(layout: RenderedLayout) -> int:
+    """A layout's memory, roughly: its fragments (twice: the last render joins them) and its slots."""
+    fragments = sum(sys.getsizeof(part) for part in layout.parts) + sys.getsizeof(layout.parts)
+    body = sum(len(part) for part in layout.parts)
+    return fragments + body + _SLOT_BYTES * len(layout.status_slot)
