@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.models import Booking, outbox
 from servicekit.events import add_event, new_event
+from servicekit.tracing import with_trace_context
 
 PRODUCER = "booking-service"
 CancelReason = Literal["user_cancelled", "payment_after_expiry", "payment_failed"]
@@ -31,9 +32,12 @@ async def _publish(session: AsyncSession, event_type: str, data: dict[str, Any])
     await add_event(session, outbox, new_event(event_type, PRODUCER, data))
 
 
-async def publish_booking_created(session: AsyncSession, booking: Booking) -> None:
+def booking_created_row(booking: Booking) -> dict[str, Any]:
+    """``booking.created`` as an outbox row, for the statement that inserts the booking itself."""
     data = {**_about(booking), **_money(booking), "expires_at": booking.expires_at.isoformat()}
-    await _publish(session, "booking.created", data)
+    event = new_event("booking.created", PRODUCER, data)
+    payload = with_trace_context(event.model_dump(mode="json"))
+    return {"event_id": event.event_id, "event_type": event.event_type, "payload": payload}
 
 
 async def publish_booking_confirmed(session: AsyncSession, booking: Booking) -> None:

@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CTE, Select, Table, func, select, update
+from sqlalchemy import CTE, Integer, Select, String, Table, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -23,19 +24,64 @@ _bookings = cast(Table, Booking.__table__)
 _seats = cast(Table, BookingSeat.__table__)
 
 
-async def add_booking(session: AsyncSession, booking: Booking, seats: Sequence[BookingSeat]) -> Booking:
-    """Insert a booking and its seats; the active-seat index may raise IntegrityError."""
-    session.add(booking)
-    session.add_all(seats)
-    await session.flush()
-    return booking
-
-
-async def count_pending(session: AsyncSession, user_id: uuid.UUID) -> int:
-    stmt = select(func.count()).where(
-        Booking.user_id == user_id, Booking.status == "pending", Booking.expires_at > func.now()
+_BOOKING_COLUMNS = (
+    "id, user_id, user_email, showtime_id, status, seats, total_amount, currency, hold_token, "
+    "expires_at, movie_title, theater_name, auditorium_name, starts_at, created_at, updated_at"
+)
+# One round trip: the user's pending count, the booking, its seats and its outbox event. The
+# count is read in the statement's snapshot, so two concurrent bookings of one user may both
+# pass it: the per-user limit is soft by one or two under a burst (the seat index is the hard guard).
+_INSERT_BOOKING = text(
+    f"""
+    WITH new_booking AS (
+        INSERT INTO bookings ({_BOOKING_COLUMNS})
+        SELECT :id, :user_id, :user_email, :showtime_id, 'pending', :seats, :total_amount, :currency,
+               :hold_token, :expires_at, :movie_title, :theater_name, :auditorium_name, :starts_at,
+               :created_at, :created_at
+        WHERE (SELECT count(*) FROM bookings
+               WHERE user_id = :user_id AND status = 'pending' AND expires_at > now()) < :max_pending
+        RETURNING id
+    ), new_seats AS (
+        INSERT INTO booking_seats (booking_id, seat_id, showtime_id, status, tier, price)
+        SELECT new_booking.id, seat.seat_id, :showtime_id, 'pending', seat.tier, seat.price
+        FROM new_booking, unnest(:seats, :tiers, :prices) AS seat(seat_id, tier, price)
+    ), new_event AS (
+        INSERT INTO outbox (event_id, event_type, payload)
+        SELECT :event_id, :event_type, :payload FROM new_booking
     )
-    return int((await session.execute(stmt)).scalar_one())
+    SELECT count(*) FROM new_booking
+    """
+).bindparams(
+    *(bindparam(name, type_=UUID(as_uuid=True)) for name in ("id", "user_id", "showtime_id", "event_id")),
+    bindparam("seats", type_=ARRAY(String)),
+    bindparam("tiers", type_=ARRAY(String)),
+    bindparam("prices", type_=ARRAY(Integer)),
+    bindparam("payload", type_=JSONB),
+)
+
+
+async def insert_booking(
+    session: AsyncSession,
+    booking: Booking,
+    seats: Sequence[BookingSeat],
+    event: dict[str, Any],
+    max_pending: int,
+) -> bool:
+    """Insert a booking, its seats and ``event`` unless the user has ``max_pending`` unpaid ones.
+
+    False when the user is at the limit; the active-seat index may raise IntegrityError.
+    """
+    values = {
+        c: getattr(booking, c) for c in _BOOKING_COLUMNS.split(", ") if c not in ("status", "updated_at")
+    }
+    params = {
+        **values,
+        "tiers": [s.tier for s in seats],
+        "prices": [s.price for s in seats],
+        "max_pending": max_pending,
+        **event,
+    }
+    return bool((await session.execute(_INSERT_BOOKING, params)).scalar_one())
 
 
 async def active_seats(session: AsyncSession, showtime_id: uuid.UUID, seat_ids: Sequence[str]) -> list[str]:

@@ -1,6 +1,7 @@
 """The rules of booking: holding seats, reading bookings, the seat statuses of a showtime.
 
-A booking costs one Redis round trip (the hold script) and one transaction;
+A booking costs one Redis round trip (the hold script) and one transaction of one
+statement (see repository.insert_booking);
 the showtime look-up is cached (see catalog.py).
 """
 
@@ -90,17 +91,19 @@ async def _write_booking(
     seats: list[SeatInfo],
     token: str,
 ) -> Booking:
-    if await repository.count_pending(session, user.user_id) >= settings.max_pending_bookings_per_user:
-        message = f"At most {settings.max_pending_bookings_per_user} unpaid bookings at a time"
-        raise Conflict(message, code="too_many_pending_bookings")
+    """One statement: the per-user limit (soft under a burst), the booking, its seats, its event."""
     booking, rows = _new_booking(settings, user, showtime, seats, token)
+    limit = settings.max_pending_bookings_per_user
     try:
-        await repository.add_booking(session, booking, rows)
+        inserted = await repository.insert_booking(
+            session, booking, rows, events.booking_created_row(booking), limit
+        )
     except IntegrityError as exc:  # the database guard: Redis lost a hold, or a race we did not see
         await session.rollback()
         ids = [s.seat_id for s in seats]
         raise seats_taken(await repository.active_seats(session, showtime.showtime_id, ids) or ids) from exc
-    await events.publish_booking_created(session, booking)
+    if not inserted:
+        raise Conflict(f"At most {limit} unpaid bookings at a time", code="too_many_pending_bookings")
     BOOKINGS.labels(lifecycle.PENDING).inc()
     return booking
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextvars
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -7,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from servicekit.testing import wait_until
 
@@ -119,3 +122,23 @@ async def test_unpaid_bookings_per_user_are_limited(
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "too_many_pending_bookings"
     assert (await book(showtime, ["E9"])).status_code == 201, "the refused hold was released"
+
+
+async def test_a_booking_is_written_in_one_statement(make_showtime: Builder, book: Builder) -> None:
+    """The pending-count guard, the booking, its seats and its outbox event: one round trip."""
+    showtime, statements = await make_showtime(), []
+    counting: contextvars.ContextVar[bool] = contextvars.ContextVar("counting", default=False)
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # this request's statements (not the sweeper's or the relay's), not movie-service's look-up
+        if counting.get() and conn.engine.url.username == "booking_service":
+            statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        counting.set(True)
+        response = await book(showtime, ["C1", "C2", "C3"])
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert response.status_code == 201, response.text
+    assert len(statements) == 1 and "INSERT INTO booking_seats" in statements[0]
