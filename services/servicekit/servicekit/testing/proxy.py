@@ -16,6 +16,7 @@ class TcpProxy:
         self.listen_port = listen_port
         self._server: asyncio.base_events.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
+        self._generation = 0  # bumped by every cut
 
     @property
     def port(self) -> int:
@@ -29,6 +30,7 @@ class TcpProxy:
 
     async def cut(self) -> None:
         """Stop listening and drop every open connection: the dependency looks down."""
+        self._generation += 1
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -40,12 +42,19 @@ class TcpProxy:
     restore = start
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        generation = self._generation
+        self._links.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
+            self._links.discard(writer)
             writer.transport.abort()
             return
-        self._links.update({writer, up_writer})
+        if generation != self._generation:  # cut while this connection was being made
+            up_writer.transport.abort()
+            writer.transport.abort()
+            return
+        self._links.add(up_writer)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
