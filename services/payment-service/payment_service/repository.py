@@ -153,9 +153,11 @@ async def add_ledger_entry(session: AsyncSession, entry: ProviderLedgerEntry) ->
         insert(ProviderLedgerEntry)
         .values(**columns)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(ProviderLedgerEntry.idempotency_key)
+        .returning(ProviderLedgerEntry)
     )
-    await session.execute(stmt)
+    inserted = (await session.execute(stmt)).scalars().first()
+    if inserted is not None:  # the usual case: one round trip
+        return inserted
     recorded = await get_ledger_entry(session, entry.idempotency_key)
     assert recorded is not None
     return recorded
