@@ -19,10 +19,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from booking_service.config import BookingSettings
-from booking_service.sized_lru import SizedLRU
 from servicekit.cache import key
 from servicekit.errors import BadGateway, NotFound
 from servicekit.http import ServiceClient
+from servicekit.lru import SizedLRU
 
 logger = logging.getLogger("booking_service.catalog")
 # A parsed seat costs ~1.1 kB (a pydantic SeatInfo, its strings and its seat_map slot).

@@ -7,7 +7,7 @@ import tracemalloc
 import uuid
 
 from booking_service.catalog import ShowtimeInfo, showtime_bytes
-from booking_service.sized_lru import SizedLRU
+from servicekit.lru import SizedLRU
 
 
 def _showtime(rows: int, seats_per_row: int) -> ShowtimeInfo:

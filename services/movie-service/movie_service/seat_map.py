@@ -14,7 +14,7 @@ import orjson
 
 from movie_service.layout import expand_seats
 from movie_service.seat_status import SeatStatuses
-from movie_service.sized_lru import SizedLRU
+from servicekit.lru import SizedLRU
 
 _AVAILABLE, _HELD, _BOOKED = b'available"}', b'held"}', b'booked"}'
 DEFAULT_LAYOUT_BUDGET_BYTES = 32 * 1024 * 1024

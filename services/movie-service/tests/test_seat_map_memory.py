@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from movie_service.seat_map import SeatMapLayouts, ShowtimeFacts, build_layout, layout_bytes
-from movie_service.sized_lru import SizedLRU
+from servicekit.lru import SizedLRU
 
 
 def _facts(rows: int, seats_per_row: int) -> ShowtimeFacts:
