@@ -1,16 +1,18 @@
 """Fault tests: the real services as subprocesses, started with their own start command.
 
 Each service runs as ``.venv/bin/python -m servicekit.serve <package>`` on a free port,
-against the test database (``TEST_DATABASE_NAME``), with Redis and RabbitMQ reached through
-TcpProxy instances this process owns (run on a thread of their own, so they forward while a
-test waits on anything), mail to an aiosmtpd server this process runs, and this run's own
-Redis prefix, exchange and queue names. Outages are made by cutting a proxy or killing a
-process group; the machine's shared servers are never touched. Everything started is
-stopped in teardown (process groups), also when a test fails.
+against a database of their own (``TEST_DATABASE_NAME`` + ``_faults``, made fresh), with
+Redis and RabbitMQ reached through TcpProxy instances this process owns (on a thread of
+their own, so they forward while a test waits on anything), mail to an aiosmtpd server
+this process runs, and this run's own Redis prefix, exchange and queue names. Outages are
+made by cutting a proxy or killing a process group; the machine's shared servers are never
+touched. Everything started is stopped in teardown (process groups), also when a test fails.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from faultkit import (  # noqa: E402  (the helper module sits beside this conftest)
+    DATABASE,
     Background,
     Stack,
     User,
@@ -38,7 +41,24 @@ def background() -> Iterator[Background]:
 
 
 @pytest.fixture(scope="session")
-async def stack(background: Background, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+def fault_database() -> str:
+    """A fresh database with every service's roles, schemas and migrations (scripts/db_setup.sh)."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHON": sys.executable}
+    subprocess.run(
+        ["bash", str(root / "scripts/db_setup.sh"), DATABASE, "--fresh"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        timeout=180,
+    )
+    return DATABASE
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    fault_database: str, background: Background, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
     """movie, booking, payment and notification, started once for the fault tests."""
     built = Stack(background, tmp_path_factory.mktemp("faults"))
     try:

@@ -31,7 +31,10 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv/bin/python"
 RUN_ID = uuid.uuid4().hex[:8]
-DATABASE = os.environ.get("TEST_DATABASE_NAME", "moviebooking_test")
+# A database of their own: services the other tests run in-process (session-long) relay
+# the test database's outboxes to their own exchanges, so sharing it would let them
+# publish this stack's events where this stack never looks.
+DATABASE = os.environ.get("TEST_DATABASE_NAME", "moviebooking_test") + "_faults"
 DB_PASSWORD = os.environ.get("TEST_DB_PASSWORD", "dev-only-db-password")
 PG = (os.environ.get("PGHOST", "127.0.0.1"), os.environ.get("PGPORT", "5432"))
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
