@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import shutil
 import signal
@@ -35,6 +36,7 @@ class Gateway:
         return {
             **{key: os.environ[key] for key in KEPT_ENV if key in os.environ},
             "RUN_DIR": str(self.dir),
+            "NGINX_USER": getpass.getuser(),
             "GATEWAY_PORT": str(self.port),
             "WEB_ROOT": str(ROOT / "web"),
             "ACCESS_LOG": str(self.dir / "logs/gateway.log"),
