@@ -23,7 +23,5 @@ class BookingSettings(ServiceSettings):
     showtime_local_cache_max_bytes: int = Field(
         default=32 * 1024 * 1024, ge=0, description="Memory budget of the process cache (estimated)"
     )
-    redis_timeout_seconds: float = Field(default=1.0, gt=0, description="Bound on every hot-path Redis wait")
-    redis_max_connections: int = Field(default=64, ge=1)
     sweeper_interval_seconds: float = Field(default=2.0, gt=0)
     sweeper_batch_size: int = Field(default=200, ge=1)

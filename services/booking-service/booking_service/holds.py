@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from booking_service.config import BookingSettings
@@ -26,23 +24,6 @@ from servicekit.errors import ServiceUnavailable
 
 logger = logging.getLogger("booking_service.holds")
 HOLD_SCRIPT = files("booking_service").joinpath("holds.lua").read_text(encoding="utf-8")
-
-
-def create_hold_redis(settings: BookingSettings) -> Redis:
-    """The hot path's Redis client: a burst waits for a pooled connection instead of
-    failing, every wait is bounded by ``redis_timeout_seconds``, and one quick retry
-    (not seconds of back-off) before an outage becomes a 503."""
-    timeout = settings.redis_timeout_seconds
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url.get_secret_value(),
-        max_connections=settings.redis_max_connections,
-        timeout=timeout,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        retry=Retry(NoBackoff(), retries=1),
-        decode_responses=True,
-    )
-    return Redis.from_pool(pool)
 
 
 def new_hold_token() -> str:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from booking_service.catalog import ShowtimeCatalog
 from booking_service.config import BookingSettings
 from booking_service.consumer import build_consumers
-from booking_service.holds import SeatHolds, create_hold_redis
+from booking_service.holds import SeatHolds
 from booking_service.models import outbox
 from booking_service.routes import internal_router, router
 from booking_service.service import BookingContext
@@ -24,7 +24,7 @@ def _context(runtime: Runtime, movie_transport: httpx.AsyncBaseTransport | None)
     if "booking" not in runtime.state:
         settings = runtime.settings
         assert isinstance(settings, BookingSettings)
-        redis = runtime.state["hold_redis"] = create_hold_redis(settings)
+        redis = runtime.redis
         movie = ServiceClient("movie", settings.movie_service_url, settings, transport=movie_transport)
         runtime.clients["movie"] = movie
         catalog = ShowtimeCatalog(movie, redis, settings)
@@ -38,11 +38,6 @@ async def _on_startup(runtime: Runtime, movie_transport: httpx.AsyncBaseTranspor
     runtime.spawn(run_expiry_sweeper(runtime, context), "expiry-sweeper")
 
 
-async def _on_shutdown(runtime: Runtime) -> None:
-    if "hold_redis" in runtime.state:
-        await runtime.state["hold_redis"].aclose()
-
-
 def create_app(
     settings: BookingSettings | None = None, movie_transport: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
@@ -54,6 +49,5 @@ def create_app(
         outbox=outbox,
         consumers=lambda runtime: build_consumers(runtime, _context(runtime, movie_transport).holds),
         on_startup=partial(_on_startup, movie_transport=movie_transport),
-        on_shutdown=_on_shutdown,
     )
     return build_app(settings, spec)

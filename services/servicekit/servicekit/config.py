@@ -32,6 +32,10 @@ class ServiceSettings(BaseSettings):
 
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     redis_prefix: str = "mb:"
+    # Every Redis wait (connect, command, a free pooled connection) is bounded by this,
+    # so an outage or a burst beyond the pool becomes a fast 503, never a hang.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    redis_max_connections: int = Field(default=64, ge=1)
 
     rabbitmq_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     events_exchange: str = "booking_events"
