@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_service import lifecycle
 from booking_service.holds import SeatHolds
 from booking_service.models import processed_events
-from servicekit.app import Runtime
+from servicekit.app import Runtime, runtime_consumer
 from servicekit.events import EventEnvelope
 from servicekit.events.consumer import EventConsumer, EventHandler
 
@@ -47,15 +47,6 @@ def payment_event_handler(holds: SeatHolds) -> EventHandler:
 
 
 def build_consumers(runtime: Runtime, holds: SeatHolds) -> list[EventConsumer]:
-    assert runtime.broker is not None  # consumers are built only when events are enabled
-    handler = payment_event_handler(holds)
-    consumer = EventConsumer(
-        CONSUMER_NAME,
-        ROUTING_KEYS,
-        handler,
-        runtime.sessionmaker,
-        processed_events,
-        runtime.broker,
-        runtime.settings,
-    )
-    return [consumer]
+    return [
+        runtime_consumer(runtime, CONSUMER_NAME, ROUTING_KEYS, payment_event_handler(holds), processed_events)
+    ]

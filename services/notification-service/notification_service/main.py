@@ -10,7 +10,7 @@ from notification_service.events import CONSUMER_NAME, ROUTING_KEYS
 from notification_service.models import processed_events
 from notification_service.routes import router
 from notification_service.service import Dispatcher
-from servicekit.app import Runtime, ServiceSpec, build_app
+from servicekit.app import Runtime, ServiceSpec, build_app, runtime_consumer
 from servicekit.events.consumer import EventConsumer
 
 
@@ -28,19 +28,12 @@ def _dispatcher(runtime: Runtime) -> Dispatcher:
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
-    settings, broker = runtime.settings, runtime.broker
-    assert isinstance(settings, NotificationSettings) and broker is not None
+    settings = runtime.settings
+    assert isinstance(settings, NotificationSettings)
     handler = _dispatcher(runtime).on_event
     return [
-        EventConsumer(
-            CONSUMER_NAME,
-            ROUTING_KEYS,
-            handler,
-            runtime.sessionmaker,
-            processed_events,
-            broker,
-            settings,
-            prefetch=settings.consumer_prefetch,
+        runtime_consumer(
+            runtime, CONSUMER_NAME, ROUTING_KEYS, handler, processed_events, settings.consumer_prefetch
         )
     ]
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payment_service.models import processed_events
 from payment_service.refunds import refund_cancelled_booking
 from payment_service.schemas import BookingCancelled
-from servicekit.app import Runtime
+from servicekit.app import Runtime, runtime_consumer
 from servicekit.events.consumer import EventConsumer, EventHandler
 from servicekit.events.envelope import EventEnvelope
 
@@ -28,16 +28,5 @@ def booking_events_handler(runtime: Runtime) -> EventHandler:
 
 
 def consumers(runtime: Runtime) -> list[EventConsumer]:
-    assert runtime.broker is not None
     handler = booking_events_handler(runtime)
-    return [
-        EventConsumer(
-            CONSUMER_NAME,
-            ROUTING_KEYS,
-            handler,
-            runtime.sessionmaker,
-            processed_events,
-            runtime.broker,
-            runtime.settings,
-        )
-    ]
+    return [runtime_consumer(runtime, CONSUMER_NAME, ROUTING_KEYS, handler, processed_events)]

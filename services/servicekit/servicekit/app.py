@@ -19,7 +19,7 @@ from servicekit.config import ServiceSettings
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.errors import install_error_handlers
 from servicekit.events.broker import Broker
-from servicekit.events.consumer import EventConsumer
+from servicekit.events.consumer import EventConsumer, EventHandler
 from servicekit.events.relay import OutboxRelay
 from servicekit.health import HealthCheck, health_router
 from servicekit.http import ServiceClient
@@ -54,6 +54,28 @@ class Runtime:
 
 
 RuntimeHook = Callable[[Runtime], Awaitable[None]]
+
+
+def runtime_consumer(
+    runtime: Runtime,
+    name: str,
+    routing_keys: list[str],
+    handler: EventHandler,
+    processed: Table,
+    prefetch: int = 20,
+) -> EventConsumer:
+    """A consumer wired to the runtime's sessionmaker, broker and settings."""
+    assert runtime.broker is not None  # consumers are built only when events are enabled
+    return EventConsumer(
+        name,
+        routing_keys,
+        handler,
+        runtime.sessionmaker,
+        processed,
+        runtime.broker,
+        runtime.settings,
+        prefetch,
+    )
 
 
 @dataclass
