@@ -193,7 +193,7 @@ async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
         return error_json(422, "validation_error", "Text must not contain NUL (\\u0000) characters")
     if exc.connection_invalidated or isinstance(exc.orig, OSError):
         return await _unavailable_handler(request, exc)
-    return await _unexpected_handler(request, exc)
+    return unexpected_error(exc)
 
 
 # A dependency that is down or saturated (database pool exhausted, Redis or a socket
@@ -214,17 +214,22 @@ async def _unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected_handler(_: Request, exc: Exception) -> JSONResponse:
+def unexpected_error(exc: Exception) -> JSONResponse:
+    """The 500 answer: logged in full with the request id, answered without internals.
+
+    Unhandled exceptions reach it from RequestContextMiddleware (still inside the request's
+    context, so the answer carries its request id), not from an ``Exception`` handler:
+    Starlette runs that one outside every middleware, after the context is gone.
+    """
     logger.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
     return error_json(500, "internal_error", "An unexpected error occurred")
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the one error shape for app errors, validation, HTTP and unexpected errors."""
+    """Register the one error shape for app, validation, HTTP, database and dependency errors."""
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(DBAPIError, _database_handler)
     for unavailable in DEPENDENCY_UNAVAILABLE:
         app.add_exception_handler(unavailable, _unavailable_handler)
-    app.add_exception_handler(Exception, _unexpected_handler)

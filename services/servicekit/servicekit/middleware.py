@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import uuid
@@ -10,10 +9,9 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.context import request_id_var, user_id_var
-from servicekit.errors import error_json
+from servicekit.errors import unexpected_error
 from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
-logger = logging.getLogger("servicekit.errors")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -68,9 +66,7 @@ class RequestContextMiddleware:
             status = 500
             if started:
                 raise
-            logger.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
-            response = error_json(500, "internal_error", "An unexpected error occurred")
-            await response(scope, receive, send_with_id)
+            await unexpected_error(exc)(scope, receive, send_with_id)
         finally:
             route = _route_template(scope)
             if route not in ("/metrics",):
