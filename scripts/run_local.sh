@@ -103,6 +103,15 @@ start_gateway() {
   echo "$port" >"$RUN_DIR/gateway.port"
 }
 
+write_instance_file() {
+  # What tools that drive this instance need to find its parts (scripts/benchmark reads it).
+  cat >"$RUN_DIR/instance.env" <<EOF
+DB_NAME=$DB_NAME
+RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
+QUEUE_PREFIX=${QUEUE_PREFIX:-}
+EOF
+}
+
 wait_healthy() {
   local svc port
   for svc in "${SERVICES[@]}"; do
@@ -131,6 +140,7 @@ cmd_up() {
   start_process mail -- "$PY" scripts/mailcatcher.py --port "$SMTP_PORT" --dir "$RUN_DIR/mail"
   start_services
   start_gateway "$gw_port"
+  write_instance_file
   if ! wait_healthy "$gw_port"; then cmd_down; return 1; fi
   print_urls "$gw_port"
 }
@@ -162,7 +172,7 @@ cmd_down() {
     stop_group "$(cat "$pidfile")"
     rm -f "$pidfile"
   done
-  rm -f "$RUN_DIR/gateway.port"
+  rm -f "$RUN_DIR/gateway.port" "$RUN_DIR/instance.env"
   echo "stopped"
 }
 

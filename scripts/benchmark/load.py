@@ -1,4 +1,4 @@
-"""The load engine: a few client processes, each one asyncio loop with one httpx client.
+"""The load engine: a few client processes, each one uvloop loop with one connection per client.
 
 The client shares the machine with the servers, so one Python process would be the
 bottleneck long before NGINX is: a scenario's jobs are split over ``processes``
@@ -15,7 +15,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-import httpx
+import uvloop
+from wire import Connection, WireError
 
 CARD_OK = "4242424242424242"
 
@@ -83,29 +84,32 @@ def _worker(
     share: tuple[str, list[Job], int, list[str]], start_at: float, max_seconds: float
 ) -> tuple[list[Outcome], float, float]:
     base_url, jobs, concurrency, tokens = share
-    return asyncio.run(_drive(base_url, jobs, concurrency, tokens, start_at, max_seconds))
+    return uvloop.run(_drive(base_url, jobs, concurrency, tokens, start_at, max_seconds))
 
 
 async def _drive(
     base_url: str, jobs: list[Job], concurrency: int, tokens: list[str], start_at: float, max_seconds: float
 ) -> tuple[list[Outcome], float, float]:
     """Run ``jobs`` with ``concurrency`` loops from ``start_at``: (outcomes, actual start, end)."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=15, limits=limits) as client:
-        await asyncio.gather(*(client.get("/health") for _ in range(concurrency)))  # open the connections
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        began = time.time()  # later than start_at when this worker was slow to get ready
-        deadline = time.perf_counter() + max_seconds
-        pending = iter(jobs)  # shared by the loops below (one thread: no lock needed)
-        outcomes: list[Outcome] = []
+    connections = [Connection(base_url, timeout=15) for _ in range(concurrency)]
+    await asyncio.gather(*(c.request("GET", "/health") for c in connections))  # open the connections
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    began = time.time()  # later than start_at when this worker was slow to get ready
+    deadline = time.perf_counter() + max_seconds
+    pending = iter(jobs)  # shared by the loops below (one thread: no lock needed)
+    outcomes: list[Outcome] = []
 
-        async def client_loop() -> None:
-            for job in pending:
-                if time.perf_counter() > deadline:
-                    return
-                outcomes.append(await _run_job(client, job, tokens))
+    async def client_loop(connection: Connection) -> None:
+        for job in pending:
+            if time.perf_counter() > deadline:
+                return
+            outcomes.append(await _run_job(connection, job, tokens))
 
-        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(client_loop(c) for c in connections))
+    finally:
+        for connection in connections:
+            await connection.close()
     return outcomes, began, time.time()
 
 
@@ -113,32 +117,32 @@ def _headers(tokens: list[str], user: int) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens[user]}"} if user >= 0 else {}
 
 
-async def _run_job(client: httpx.AsyncClient, job: Job, tokens: list[str]) -> Outcome:
+async def _run_job(connection: Connection, job: Job, tokens: list[str]) -> Outcome:
     started = time.perf_counter()
     try:
         if job.kind == "get":
-            response = await client.get(job.path, headers=_headers(tokens, job.user))
-            return Outcome(time.perf_counter() - started, response.status_code)
-        outcome = await _book(client, job, tokens)
+            answer = await connection.request("GET", job.path, _headers(tokens, job.user))
+            return Outcome(time.perf_counter() - started, answer.status)
+        outcome = await _book(connection, job, tokens)
         if job.kind == "book_pay" and outcome.status == 201:
-            outcome = await _pay(client, outcome, tokens[job.user])
-    except httpx.HTTPError:
+            outcome = await _pay(connection, outcome, tokens[job.user])
+    except WireError:
         outcome = Outcome(0.0, 0)
     outcome.latency = time.perf_counter() - started
     return outcome
 
 
-async def _book(client: httpx.AsyncClient, job: Job, tokens: list[str]) -> Outcome:
+async def _book(connection: Connection, job: Job, tokens: list[str]) -> Outcome:
     body = {"showtime_id": job.showtime_id, "seat_ids": list(job.seats)}
-    response = await client.post("/api/bookings/book", json=body, headers=_headers(tokens, job.user))
-    booking_id = response.json()["id"] if response.status_code == 201 else None
-    return Outcome(0.0, response.status_code, booking_id, job.showtime_id, job.seats, user=job.user)
+    answer = await connection.request("POST", "/api/bookings/book", _headers(tokens, job.user), body)
+    booking_id = answer.json()["id"] if answer.status == 201 else None
+    return Outcome(0.0, answer.status, booking_id, job.showtime_id, job.seats, user=job.user)
 
 
-async def _pay(client: httpx.AsyncClient, booked: Outcome, token: str) -> Outcome:
+async def _pay(connection: Connection, booked: Outcome, token: str) -> Outcome:
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": f"bench-{booked.booking_id}"}
     body = {"booking_id": booked.booking_id, "payment_method": "credit_card", "card_number": CARD_OK}
-    response = await client.post("/api/payments/process", json=body, headers=headers)
-    booked.status = response.status_code
-    booked.payment_id = response.json().get("id") if response.status_code == 201 else None
+    answer = await connection.request("POST", "/api/payments/process", headers, body)
+    booked.status = answer.status
+    booked.payment_id = answer.json().get("id") if answer.status == 201 else None
     return booked

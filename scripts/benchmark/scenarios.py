@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -25,6 +26,7 @@ class Bench:
     run_id: str = ""
     booked: list[Outcome] = field(default_factory=list)  # every 201 booking of the run
     anomalies: list[str] = field(default_factory=list)  # races without exactly one winner
+    settle: Callable[[], None] = lambda: None  # waits for the system to be quiet (settle.py)
 
     def plan(self, jobs: list[Job], concurrency: int) -> Plan:
         return Plan(self.base_url, jobs, concurrency, self.max_seconds, self.tokens, self.processes)

@@ -26,12 +26,12 @@ from servicekit.security import CurrentUser
 router = APIRouter(tags=["auth"])
 
 
-def _settings(request: Request) -> AuthSettings:
+async def _settings(request: Request) -> AuthSettings:
     settings: AuthSettings = request.app.state.settings
     return settings
 
 
-def _passwords(runtime: RuntimeDep) -> PasswordService:
+async def _passwords(runtime: RuntimeDep) -> PasswordService:
     passwords: PasswordService = runtime.state["passwords"]
     return passwords
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 
@@ -58,21 +60,31 @@ class ShowtimeInfo(BaseModel):
         return {seat.seat_id: seat for seat in self.seats}
 
 
+@dataclass(frozen=True)
+class _Cached:
+    raw: str  # the answer it was parsed from
+    info: ShowtimeInfo
+    fresh_until: float  # time.monotonic()
+
+
 class ShowtimeCatalog:
-    """Look up showtimes (process cache -> Redis -> movie-service)."""
+    """Look up showtimes (process cache -> Redis -> movie-service).
+
+    A process-cache entry is fresh for ``showtime_local_cache_seconds``; then the text is
+    read again, and parsed again only if it changed (parsing a 10,000-seat showtime holds
+    the event loop for tens of milliseconds, so an unchanged one is never re-parsed).
+    """
 
     def __init__(self, client: ServiceClient, redis: Redis, settings: BookingSettings) -> None:
         self._client, self._redis, self._settings = client, redis, settings
-        self._local: SizedLRU[uuid.UUID, ShowtimeInfo] = SizedLRU(
-            settings.showtime_local_cache_max_bytes, ttl=settings.showtime_local_cache_seconds
-        )
+        self._local: SizedLRU[uuid.UUID, _Cached] = SizedLRU(settings.showtime_local_cache_max_bytes)
         self._inflight: dict[uuid.UUID, asyncio.Task[ShowtimeInfo]] = {}
 
     async def get(self, showtime_id: uuid.UUID) -> ShowtimeInfo:
         """The showtime with its seats and prices; 404 unknown, 503 when movie is down."""
         cached = self._local.get(showtime_id)
-        if cached is not None:
-            return cached
+        if cached is not None and cached.fresh_until > time.monotonic():
+            return cached.info
         task = self._inflight.get(showtime_id)
         if task is None:
             task = asyncio.ensure_future(self._load(showtime_id))
@@ -85,8 +97,10 @@ class ShowtimeCatalog:
         if raw is None:
             raw = await self._from_movie(showtime_id)
             await self._to_redis(showtime_id, raw)
-        info = _parse(raw)
-        self._local.put(showtime_id, info, showtime_bytes(info))
+        cached = self._local.get(showtime_id)
+        info = cached.info if cached is not None and cached.raw == raw else _parse(raw)
+        fresh_until = time.monotonic() + self._settings.showtime_local_cache_seconds
+        self._local.put(showtime_id, _Cached(raw, info, fresh_until), showtime_bytes(info) + len(raw))
         return info
 
     async def _from_movie(self, showtime_id: uuid.UUID) -> str:

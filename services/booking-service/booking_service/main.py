@@ -28,7 +28,8 @@ def _context(runtime: Runtime, movie_transport: httpx.AsyncBaseTransport | None)
         movie = ServiceClient("movie", settings.movie_service_url, settings, transport=movie_transport)
         runtime.clients["movie"] = movie
         catalog = ShowtimeCatalog(movie, redis, settings)
-        runtime.state["booking"] = BookingContext(settings, catalog, SeatHolds(redis, settings))
+        autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
+        runtime.state["booking"] = BookingContext(settings, catalog, SeatHolds(redis, settings), autocommit)
     context: BookingContext = runtime.state["booking"]
     return context
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import CTE, Integer, Select, String, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from booking_service.models import Booking, BookingSeat
@@ -61,7 +61,7 @@ _INSERT_BOOKING = text(
 
 
 async def insert_booking(
-    session: AsyncSession,
+    connection: AsyncConnection | AsyncSession,
     booking: Booking,
     seats: Sequence[BookingSeat],
     event: dict[str, Any],
@@ -81,17 +81,19 @@ async def insert_booking(
         "max_pending": max_pending,
         **event,
     }
-    return bool((await session.execute(_INSERT_BOOKING, params)).scalar_one())
+    return bool((await connection.execute(_INSERT_BOOKING, params)).scalar_one())
 
 
-async def active_seats(session: AsyncSession, showtime_id: uuid.UUID, seat_ids: Sequence[str]) -> list[str]:
+async def active_seats(
+    connection: AsyncConnection | AsyncSession, showtime_id: uuid.UUID, seat_ids: Sequence[str]
+) -> list[str]:
     """Which of ``seat_ids`` belong to an active booking."""
     stmt = select(BookingSeat.seat_id).where(
         BookingSeat.showtime_id == showtime_id,
         BookingSeat.seat_id.in_(seat_ids),
         BookingSeat.status.in_(ACTIVE),
     )
-    return list((await session.execute(stmt)).scalars())
+    return list((await connection.execute(stmt)).scalars())
 
 
 async def seat_statuses(session: AsyncSession, showtime_id: uuid.UUID) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ router = APIRouter(tags=["bookings"])
 internal_router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
 
 
-def _context(runtime: RuntimeDep) -> BookingContext:
+async def _context(runtime: RuntimeDep) -> BookingContext:
     context: BookingContext = runtime.state["booking"]
     return context
 
@@ -40,9 +40,9 @@ ContextDep = Annotated[BookingContext, Depends(_context)]
     response_model=BookingOut,
     responses=error_responses(401, 404, 409, 422, 503),
 )
-async def book(body: BookRequest, user: CurrentUser, session: SessionDep, ctx: ContextDep) -> BookingOut:
+async def book(body: BookRequest, user: CurrentUser, ctx: ContextDep) -> BookingOut:
     """Hold seats of a showtime (all or none) as a pending booking, to be paid before `expires_at`."""
-    booking = await service.book_seats(session, ctx, user, body)
+    booking = await service.book_seats(ctx, user, body)
     return BookingOut.model_validate(booking)
 
 

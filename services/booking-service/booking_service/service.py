@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from booking_service import events, lifecycle, repository
 from booking_service.catalog import SeatInfo, ShowtimeCatalog, ShowtimeInfo
@@ -37,6 +37,9 @@ class BookingContext:
     settings: BookingSettings
     catalog: ShowtimeCatalog
     holds: SeatHolds
+    # The service's engine in autocommit mode: POST /book is one statement, atomic on its
+    # own, so it needs no BEGIN and COMMIT round trips around it.
+    autocommit: AsyncEngine
 
 
 def seat_order(seat_id: str) -> tuple[str, int]:
@@ -66,9 +69,7 @@ def choose_seats(
     return [showtime.seat_map[s] for s in seat_ids]
 
 
-async def book_seats(
-    session: AsyncSession, ctx: BookingContext, user: Principal, request: BookRequest
-) -> Booking:
+async def book_seats(ctx: BookingContext, user: Principal, request: BookRequest) -> Booking:
     """Hold the seats in Redis (all or none), then write the pending booking; 409 names taken seats."""
     showtime = await ctx.catalog.get(request.showtime_id)
     seats = choose_seats(ctx.settings, showtime, request.seat_ids)
@@ -77,31 +78,27 @@ async def book_seats(
     if taken:
         raise seats_taken(taken)
     try:
-        return await _write_booking(session, ctx.settings, user, showtime, seats, token)
+        return await _write_booking(ctx, user, showtime, seats, token)
     except BaseException:
         await ctx.holds.release(showtime.showtime_id, request.seat_ids, token)
         raise
 
 
 async def _write_booking(
-    session: AsyncSession,
-    settings: BookingSettings,
-    user: Principal,
-    showtime: ShowtimeInfo,
-    seats: list[SeatInfo],
-    token: str,
+    ctx: BookingContext, user: Principal, showtime: ShowtimeInfo, seats: list[SeatInfo], token: str
 ) -> Booking:
     """One statement: the per-user limit (soft under a burst), the booking, its seats, its event."""
-    booking, rows = _new_booking(settings, user, showtime, seats, token)
-    limit = settings.max_pending_bookings_per_user
-    try:
-        inserted = await repository.insert_booking(
-            session, booking, rows, events.booking_created_row(booking), limit
-        )
-    except IntegrityError as exc:  # the database guard: Redis lost a hold, or a race we did not see
-        await session.rollback()
-        ids = [s.seat_id for s in seats]
-        raise seats_taken(await repository.active_seats(session, showtime.showtime_id, ids) or ids) from exc
+    booking, rows = _new_booking(ctx.settings, user, showtime, seats, token)
+    limit = ctx.settings.max_pending_bookings_per_user
+    async with ctx.autocommit.connect() as connection:
+        try:
+            inserted = await repository.insert_booking(
+                connection, booking, rows, events.booking_created_row(booking), limit
+            )
+        except IntegrityError as exc:  # the database guard: Redis lost a hold, or a race we did not see
+            ids = [s.seat_id for s in seats]
+            taken = await repository.active_seats(connection, showtime.showtime_id, ids)
+            raise seats_taken(taken or ids) from exc
     if not inserted:
         raise Conflict(f"At most {limit} unpaid bookings at a time", code="too_many_pending_bookings")
     BOOKINGS.labels(lifecycle.PENDING).inc()

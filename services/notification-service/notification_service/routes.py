@@ -19,7 +19,7 @@ from servicekit.security import AdminUser, CurrentUser
 router = APIRouter(tags=["notifications"])
 
 
-def _dispatcher(runtime: RuntimeDep) -> Dispatcher:
+async def _dispatcher(runtime: RuntimeDep) -> Dispatcher:
     dispatcher: Dispatcher = runtime.state["dispatcher"]
     return dispatcher
 

@@ -20,7 +20,7 @@ router = APIRouter(tags=["payments"])
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
-def _payments(request: Request) -> Payments:
+async def _payments(request: Request) -> Payments:
     payments: Payments = request.app.state.runtime.state["payments"]
     return payments
 

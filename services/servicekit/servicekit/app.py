@@ -172,16 +172,19 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     return app
 
 
-def _runtime(request: Request) -> Runtime:
+# Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a worker thread,
+# a thread hop per request (and a queue behind anyio's 40 threads under a burst).
+async def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def _redis(request: Request) -> Redis:
-    return _runtime(request).redis
+async def _redis(request: Request) -> Redis:
+    redis: Redis = request.app.state.runtime.redis
+    return redis
 
 
-def _settings(request: Request) -> ServiceSettings:
+async def _settings(request: Request) -> ServiceSettings:
     settings: ServiceSettings = request.app.state.settings
     return settings
 

@@ -29,6 +29,8 @@ class ServiceSettings(BaseSettings):
     db_schema: str = "public"
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_pre_ping: bool = Field(default=False, description="Ping before every checkout (a round trip)")
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1, description="Replace older connections")
 
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     redis_prefix: str = "mb:"

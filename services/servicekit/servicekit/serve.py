@@ -39,6 +39,11 @@ def main(argv: list[str]) -> int:
         proxy_headers=True,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         timeout_graceful_shutdown=10,
+        # Longer than the gateway's upstream keepalive_timeout (60 s): the side that closes
+        # an idle connection must be NGINX. If uvicorn closed it (its default is 5 s) while
+        # a request was already on the wire, NGINX got a reset and answered 502 (seen under
+        # bursts: a busy event loop runs the idle timer late, after the request arrived).
+        timeout_keep_alive=75,
     )
     return 0
 

@@ -13,22 +13,22 @@ from movie_service.seat_status import SeatStatusReader
 from servicekit.app import RuntimeDep
 
 
-def _cache(runtime: RuntimeDep) -> CatalogCache:
+async def _cache(runtime: RuntimeDep) -> CatalogCache:
     cache: CatalogCache = runtime.state["catalog_cache"]
     return cache
 
 
-def _layouts(runtime: RuntimeDep) -> SeatMapLayouts:
+async def _layouts(runtime: RuntimeDep) -> SeatMapLayouts:
     layouts: SeatMapLayouts = runtime.state["seat_map_layouts"]
     return layouts
 
 
-def _statuses(runtime: RuntimeDep) -> SeatStatusReader:
+async def _statuses(runtime: RuntimeDep) -> SeatStatusReader:
     reader: SeatStatusReader = runtime.state["seat_statuses"]
     return reader
 
 
-def _settings(request: Request) -> MovieSettings:
+async def _settings(request: Request) -> MovieSettings:
     settings: MovieSettings = request.app.state.settings
     return settings
 
