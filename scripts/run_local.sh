@@ -90,6 +90,7 @@ start_gateway() {
   local port="$1"
   mkdir -p "$RUN_DIR/nginx"/{client_body,proxy,fastcgi,uwsgi,scgi} "$RUN_DIR/logs"
   export RUN_DIR GATEWAY_PORT="$port" WEB_ROOT="$ROOT/web" ACCESS_LOG="$RUN_DIR/logs/gateway.log"
+  export SEAT_MAP_CACHE_DIR="$RUN_DIR/nginx/seat_maps"
   export NGINX_USER="$(id -un)"
   export AUTH_TOKEN_RATE="${AUTH_TOKEN_RATE:-10r/s}" AUTH_TOKEN_BURST="${AUTH_TOKEN_BURST:-20}"
   export API_RATE="${API_RATE:-2000r/s}" API_BURST="${API_BURST:-4000}"

@@ -40,6 +40,7 @@ class Gateway:
             "GATEWAY_PORT": str(self.port),
             "WEB_ROOT": str(ROOT / "web"),
             "ACCESS_LOG": str(self.dir / "logs/gateway.log"),
+            "SEAT_MAP_CACHE_DIR": str(self.dir / "nginx/seat_maps"),
             "AUTH_TOKEN_RATE": "100r/s",
             "AUTH_TOKEN_BURST": "200",
             "API_RATE": "5000r/s",

@@ -170,8 +170,9 @@ async def seat_map_body(
     layouts: SeatMapLayouts,
     statuses: SeatStatusReader,
     showtime_id: uuid.UUID,
-) -> bytes:
-    """The seat map JSON: layout rendered once per catalog version, statuses from booking (<= 1 s old)."""
+) -> tuple[bytes, float]:
+    """The seat map JSON (layout rendered once per catalog version, statuses from booking, <= 1 s
+    old) and until when it may be shown (epoch seconds)."""
     version = await cache.version()
     layout = layouts.get(showtime_id, version)
     if layout is None:
@@ -179,7 +180,7 @@ async def seat_map_body(
         layouts.put(showtime_id, layout)
     seat_statuses, from_cache = await statuses.get(showtime_id)
     SEAT_MAP_REQUESTS.labels("hit" if from_cache else "miss").inc()
-    return layout.render(seat_statuses)
+    return layout.render(seat_statuses), seat_statuses.fresh_until
 
 
 def _settings(cache: CatalogCache) -> MovieSettings:

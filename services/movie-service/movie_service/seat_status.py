@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,6 +34,19 @@ class SeatStatuses:
     serial: int
     held: frozenset[str]
     booked: frozenset[str]
+    fresh_until: float = 0.0  # wall clock (epoch seconds): when booking was asked + the cache time
+
+
+def fresh_until(asked_at: float, ttl: float) -> float:
+    """Until when statuses asked of booking at ``asked_at`` (epoch seconds) may be shown.
+
+    At most ``ttl`` later, and cut at a whole second when one falls in between: the
+    gateway keeps a seat map until a whole second (its clock has no finer grain), so a
+    map made from these statuses can be kept there to the very end of their life, and
+    the next request after it asks booking again.
+    """
+    whole = math.floor(asked_at + ttl)
+    return whole if whole > asked_at else asked_at + ttl
 
 
 class SeatStatusReader:
@@ -45,6 +59,7 @@ class SeatStatusReader:
 
     async def fetch(self, showtime_id: uuid.UUID) -> SeatStatuses:
         """Ask booking now (no cache): the seats that are held or booked."""
+        asked_at = time.time()
         response = await self._client.request("GET", f"/internal/showtimes/{showtime_id}/seat-status")
         if response.status_code != 200:
             raise ServiceUnavailable("Seat availability is unavailable", code="seat_status_unavailable")
@@ -54,7 +69,12 @@ class SeatStatusReader:
             raise ServiceUnavailable(
                 "Seat availability is unavailable", code="seat_status_unavailable"
             ) from exc
-        return SeatStatuses(next(self._serials), frozenset(reply.held), frozenset(reply.booked))
+        return SeatStatuses(
+            next(self._serials),
+            frozenset(reply.held),
+            frozenset(reply.booked),
+            fresh_until(asked_at, self._ttl),
+        )
 
     async def get(self, showtime_id: uuid.UUID) -> tuple[SeatStatuses, bool]:
         """The statuses, and whether they came from the micro-cache (or a call already in flight)."""
@@ -67,7 +87,6 @@ class SeatStatusReader:
         return await self._refresh(showtime_id), False
 
     async def _refresh(self, showtime_id: uuid.UUID) -> SeatStatuses:
-        started = time.monotonic()
         task = asyncio.ensure_future(self.fetch(showtime_id))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._inflight[showtime_id] = task
@@ -75,7 +94,7 @@ class SeatStatusReader:
             statuses = await asyncio.shield(task)
         finally:
             self._inflight.pop(showtime_id, None)
-        self._remember(showtime_id, started + self._ttl, statuses)
+        self._remember(showtime_id, time.monotonic() + statuses.fresh_until - time.time(), statuses)
         return statuses
 
     def _remember(self, showtime_id: uuid.UUID, expires: float, statuses: SeatStatuses) -> None:

@@ -26,6 +26,7 @@ from servicekit.http import ServiceClient
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
 from servicekit.middleware import RequestContextMiddleware
+from servicekit.security import AccessTokens
 from servicekit.tracing import instrument_app, instrument_engine
 
 logger = logging.getLogger("servicekit.app")
@@ -162,6 +163,7 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         openapi_tags=spec.openapi_tags,
     )
     app.state.settings = settings
+    app.state.access_tokens = AccessTokens(settings)
     instrument_app(app, settings.service_name)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from jose import JWTError, jwt
 from servicekit.config import ServiceSettings
 from servicekit.context import user_id_var
 from servicekit.errors import Forbidden, NotFound, Unauthorized
+from servicekit.lru import SizedLRU
 
 ACCESS_TOKEN_TYPE = "access"
 
@@ -72,12 +74,37 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         raise Unauthorized("Invalid or expired token") from exc
 
 
+class AccessTokens:
+    """Access tokens verified once, then remembered until they expire.
+
+    A client sends the same token with every request until it expires; checking its
+    signature and claims again each time was a tenth of a booking's CPU. A remembered
+    token is only trusted until its own ``exp`` (checked at every use), and the memory
+    is bounded (least recently used out first). Invalid tokens are never remembered.
+    """
+
+    def __init__(self, settings: ServiceSettings, max_tokens: int = 10_000) -> None:
+        self._settings = settings
+        # Budgeted in entries (each counts 1), not bytes: a token and its principal are small.
+        self._verified: SizedLRU[str, tuple[Principal, float]] = SizedLRU(max_tokens)
+
+    def principal(self, token: str) -> Principal:
+        """The caller the access token names; 401 when it is invalid or expired."""
+        known = self._verified.get(token)
+        if known is not None and known[1] > time.time():
+            return known[0]
+        claims = decode_token(token, self._settings, ACCESS_TOKEN_TYPE)
+        principal = principal_from_claims(claims)
+        self._verified.put(token, (principal, float(claims["exp"])), 1)
+        return principal
+
+
 async def current_user(request: Request, token: str | None = Depends(_bearer)) -> Principal:
     """The caller of this request; 401 when the bearer token is missing or invalid."""
     if not token:
         raise Unauthorized("Not authenticated")
-    settings: ServiceSettings = request.app.state.settings
-    principal = principal_from_claims(decode_token(token, settings, ACCESS_TOKEN_TYPE))
+    tokens: AccessTokens = request.app.state.access_tokens
+    principal = tokens.principal(token)
     user_id_var.set(str(principal.user_id))
     return principal
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response
@@ -41,6 +43,19 @@ Limit = Annotated[int, Query(ge=1, le=100, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip")]
 
 
-def json_text(body: str | bytes) -> Response:
+def json_text(body: str | bytes, headers: dict[str, str] | None = None) -> Response:
     """A ready JSON body (from the cache) sent as it is."""
-    return Response(content=body, media_type="application/json")
+    return Response(content=body, media_type="application/json", headers=headers)
+
+
+def gateway_cache_until(fresh_until: float, now: float | None = None) -> dict[str, str]:
+    """``X-Accel-Expires`` letting the gateway keep an answer no later than ``fresh_until``.
+
+    NGINX counts in whole seconds and still serves an entry during its last second
+    (``@T`` is served while its clock reads T), so the answer is marked ``@(S - 1)``
+    where S is the last whole second not after ``fresh_until``; when that has passed
+    already it is marked not to be kept at all (``0``).
+    """
+    now = time.time() if now is None else now
+    until = math.floor(fresh_until)
+    return {"X-Accel-Expires": f"@{until - 1}" if until > now else "0"}

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Query, Response
 
 from movie_service import catalog
 from movie_service.repository import MovieFilter, ShowtimeFilter
-from movie_service.routes.deps import CacheDep, LayoutsDep, Limit, Offset, StatusesDep, json_text
+from movie_service.routes.deps import (
+    CacheDep,
+    LayoutsDep,
+    Limit,
+    Offset,
+    StatusesDep,
+    gateway_cache_until,
+    json_text,
+)
 from movie_service.schemas import AuditoriumOut, MovieDetail, MoviePage, MovieSort, ShowtimePage, TheaterPage
 from movie_service.seat_schemas import SeatMap
 from servicekit.db import SessionDep
@@ -97,4 +105,5 @@ async def seat_map(
     showtime_id: uuid.UUID, session: SessionDep, cache: CacheDep, layouts: LayoutsDep, statuses: StatusesDep
 ) -> Response:
     """The seat map: every seat with id, row, number, tier, price and status (available|held|booked)."""
-    return json_text(await catalog.seat_map_body(session, cache, layouts, statuses, showtime_id))
+    body, fresh_until = await catalog.seat_map_body(session, cache, layouts, statuses, showtime_id)
+    return json_text(body, headers=gateway_cache_until(fresh_until))
