@@ -104,3 +104,19 @@ async def test_admin_writes_through_the_gateway(api: httpx.AsyncClient) -> None:
     assert renamed.status_code == 200
     assert (await api.get(movie_url)).json()["title"] == body["title"] + " II"
     assert (await api.delete(movie_url, headers=admin)).status_code == 204
+
+
+async def test_the_gateway_serves_seat_maps_from_its_micro_cache(api: httpx.AsyncClient) -> None:
+    """Repeated reads of one map within a second are answered by NGINX (X-Cache-Status HIT);
+    other routes are never cached, and a held seat still shows within the 1 s lag (above)."""
+    showtime = await upcoming_showtime(api)
+    url = f"/api/movies/showtimes/{showtime['id']}/seats"
+
+    async def served_from_cache() -> bool:
+        answers = [await api.get(url) for _ in range(5)]
+        assert all(a.status_code == 200 and a.headers["x-request-id"] for a in answers)
+        return any(a.headers.get("x-cache-status") == "HIT" for a in answers)
+
+    await wait_until(served_from_cache, within=5, what="a seat map answered from the gateway's cache")
+    catalog = await api.get("/api/movies/movies")
+    assert catalog.status_code == 200 and "x-cache-status" not in catalog.headers

@@ -125,20 +125,34 @@ async def test_unpaid_bookings_per_user_are_limited(
 
 
 async def test_a_booking_is_written_in_one_statement(make_showtime: Builder, book: Builder) -> None:
-    """The pending-count guard, the booking, its seats and its outbox event: one round trip."""
-    showtime, statements = await make_showtime(), []
+    """The pending-count guard, the booking, its seats and its outbox event: one round trip,
+    on an autocommit connection (no BEGIN before it, no COMMIT after it)."""
+    showtime, statements, commits = await make_showtime(), [], []
     counting: contextvars.ContextVar[bool] = contextvars.ContextVar("counting", default=False)
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def ours(conn: Any) -> bool:
         # this request's statements (not the sweeper's or the relay's), not movie-service's look-up
-        if counting.get() and conn.engine.url.username == "booking_service":
-            statements.append(statement)
+        return counting.get() and conn.engine.url.username == "booking_service"
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if ours(conn):
+            # SQLAlchemy "begins" every connection, but the driver sends BEGIN only when the
+            # DBAPI connection is not in autocommit mode
+            statements.append((statement, conn.connection.dbapi_connection.autocommit))
+
+    def commit(conn: Any) -> None:
+        if ours(conn):
+            commits.append(conn)
 
     event.listen(Engine, "before_cursor_execute", count)
+    event.listen(Engine, "commit", commit)
     try:
         counting.set(True)
         response = await book(showtime, ["C1", "C2", "C3"])
     finally:
         event.remove(Engine, "before_cursor_execute", count)
+        event.remove(Engine, "commit", commit)
     assert response.status_code == 201, response.text
-    assert len(statements) == 1 and "INSERT INTO booking_seats" in statements[0]
+    assert len(statements) == 1 and "INSERT INTO booking_seats" in statements[0][0]
+    assert statements[0][1], "the insert ran inside a transaction: a BEGIN round trip before it"
+    assert commits == [], "a COMMIT round trip after the insert"

@@ -1,0 +1,55 @@
+"""Access tokens are verified once and remembered only until they expire."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from jose import jwt
+
+from servicekit.config import ServiceSettings
+from servicekit.errors import Unauthorized
+from servicekit.security import AccessTokens
+
+
+def _token(settings: ServiceSettings, expires_in: float, **extra: object) -> str:
+    now = time.time()
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "typ": "access",
+        "iat": int(now),
+        "exp": now + expires_in,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "username": "ann",
+        **extra,
+    }
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithm)
+
+
+def test_a_valid_token_is_remembered_and_an_expired_one_is_refused() -> None:
+    settings = ServiceSettings()
+    tokens = AccessTokens(settings)
+    token = _token(settings, expires_in=1.5)
+    first = tokens.principal(token)
+    assert tokens.principal(token) is first  # remembered, not verified again
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            tokens.principal(token)
+        except Unauthorized:
+            return
+        time.sleep(0.1)
+    pytest.fail("a remembered token was still accepted after its exp")
+
+
+def test_invalid_tokens_are_never_remembered() -> None:
+    settings = ServiceSettings()
+    tokens = AccessTokens(settings)
+    forged = _token(settings, expires_in=60)[:-4] + "AAAA"
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            tokens.principal(forged)
+    with pytest.raises(Unauthorized):
+        tokens.principal(_token(settings, expires_in=60, typ="refresh"))
