@@ -214,6 +214,11 @@ def invariants(args: argparse.Namespace, bench: scenarios.Bench) -> list[str]:
     return broken
 
 
+def _share_of_health(name: str, figure: Figures, health: Figures, share: float) -> tuple[str, bool, str]:
+    ratio = figure.rps / health.rps
+    return name, ratio >= share, f"{figure.rps:.0f} / {health.rps:.0f} = {ratio:.3f}"
+
+
 def targets(found: dict[str, Figures], memory: dict[str, int]) -> list[tuple[str, bool, str]]:
     """The targets of issues 3 and 4 that this run measured."""
     health = found["health"]
@@ -221,14 +226,7 @@ def targets(found: dict[str, Figures], memory: dict[str, int]) -> list[tuple[str
     biggest = max(services.items(), key=lambda item: item[1]) if services else ("-", 0)
     shown: list[tuple[str, bool, str]] = []
     if distinct := found.get("distinct"):
-        ratio = distinct.rps / health.rps
-        shown.append(
-            (
-                "bookings/s >= 0.25 x gateway /health",
-                ratio >= 0.25,
-                f"{distinct.rps:.0f} / {health.rps:.0f} = {ratio:.3f}",
-            )
-        )
+        shown.append(_share_of_health("bookings/s >= 0.25 x gateway /health", distinct, health, 0.25))
         shown.append(
             (
                 f"booking p99 < 50 ms at {distinct.concurrency} clients",
@@ -239,14 +237,7 @@ def targets(found: dict[str, Figures], memory: dict[str, int]) -> list[tuple[str
     if race := found.get("race"):
         shown.append(("200-user race p99 < 200 ms", race.p99_ms < 200, f"{race.p99_ms:.1f} ms"))
     if seat_map := found.get("seat_map"):
-        ratio = seat_map.rps / health.rps
-        shown.append(
-            (
-                "seat map >= 0.5 x gateway /health",
-                ratio >= 0.5,
-                f"{seat_map.rps:.0f} / {health.rps:.0f} = {ratio:.3f}",
-            )
-        )
+        shown.append(_share_of_health("seat map >= 0.5 x gateway /health", seat_map, health, 0.5))
     small, large = found.get("map100"), found.get("map10000")
     if small and large:
         times = large.p50_ms / max(small.p50_ms, 1e-9)

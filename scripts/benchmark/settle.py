@@ -18,44 +18,49 @@ from report import say
 
 OUTBOXES = ("auth", "booking", "payment")
 CONSUMERS = ("booking-service", "payment-service", "notification-service")
-UNPUBLISHED = "SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"
+UNPUBLISHED = " + ".join(
+    f"(SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL)" for schema in OUTBOXES
+)
 
 
-async def backlog(dsn: str | None, amqp_url: str, queue_prefix: str) -> int:
-    """Unpublished outbox events plus messages waiting in the consumer queues."""
+async def _queued(broker: aio_pika.abc.AbstractConnection, queue_prefix: str) -> int:
+    """Messages waiting in the consumer queues (a queue that does not exist counts 0)."""
     waiting = 0
-    if dsn:
-        connection = await asyncpg.connect(dsn)
-        try:
-            for schema in OUTBOXES:
-                waiting += int(await connection.fetchval(UNPUBLISHED.format(schema=schema)))
-        finally:
-            await connection.close()
-    broker = await aio_pika.connect(amqp_url)  # not robust: passive declares are not cached
-    try:
-        for name in CONSUMERS:
-            for queue in (f"{queue_prefix}{name}.events", f"{queue_prefix}{name}.events.retry"):
-                channel = await broker.channel()
-                try:
-                    declared = await channel.declare_queue(queue, passive=True)
-                    waiting += declared.declaration_result.message_count or 0
-                except aio_pika.exceptions.ChannelClosed:  # no such queue (a consumer that never ran)
-                    pass
-    finally:
-        await broker.close()
+    for name in CONSUMERS:
+        for queue in (f"{queue_prefix}{name}.events", f"{queue_prefix}{name}.events.retry"):
+            channel = await broker.channel()  # a failed passive declare closes its channel
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+                waiting += declared.declaration_result.message_count or 0
+            except aio_pika.exceptions.ChannelClosed:
+                continue
+            await channel.close()
     return waiting
 
 
+async def _wait_quiet(dsn: str | None, amqp_url: str, queue_prefix: str, limit_seconds: float) -> None:
+    deadline, quiet, told = time.monotonic() + limit_seconds, 0, False
+    database = await asyncpg.connect(dsn) if dsn else None
+    broker = await aio_pika.connect(amqp_url)  # not robust: passive declares are not cached
+    try:
+        while time.monotonic() < deadline:
+            waiting = await _queued(broker, queue_prefix)
+            if database is not None:
+                waiting += int(await database.fetchval(f"SELECT {UNPUBLISHED}"))
+            quiet = quiet + 1 if waiting == 0 else 0
+            if quiet >= 2:
+                return
+            if waiting and not told:
+                say(f"  (waiting for {waiting} events of the previous scenario to be handled)")
+                told = True
+            await asyncio.sleep(1.0)
+        say(f"  (still busy after {limit_seconds:.0f} s; measuring anyway)")
+    finally:
+        await broker.close()
+        if database is not None:
+            await database.close()
+
+
 def wait_quiet(dsn: str | None, amqp_url: str, queue_prefix: str, limit_seconds: float = 180.0) -> None:
-    """Return once nothing is waiting twice in a row (a second apart), or after ``limit_seconds``."""
-    deadline, quiet, waited = time.monotonic() + limit_seconds, 0, False
-    while time.monotonic() < deadline:
-        waiting = asyncio.run(backlog(dsn, amqp_url, queue_prefix))
-        quiet = quiet + 1 if waiting == 0 else 0
-        if quiet >= 2:
-            return
-        if waiting and not waited:
-            say(f"  (waiting for {waiting} events of the previous scenario to be handled)")
-            waited = True
-        time.sleep(1.0)
-    say(f"  (still busy after {limit_seconds:.0f} s; measuring anyway)")
+    """Return once nothing has waited twice in a row (a second apart), or after ``limit_seconds``."""
+    asyncio.run(_wait_quiet(dsn, amqp_url, queue_prefix, limit_seconds))

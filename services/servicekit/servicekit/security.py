@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -83,15 +84,17 @@ class AccessTokens:
     is bounded (least recently used out first). Invalid tokens are never remembered.
     """
 
-    def __init__(self, settings: ServiceSettings, max_tokens: int = 10_000) -> None:
-        self._settings = settings
+    def __init__(
+        self, settings: ServiceSettings, max_tokens: int = 10_000, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._settings, self._clock = settings, clock
         # Budgeted in entries (each counts 1), not bytes: a token and its principal are small.
         self._verified: SizedLRU[str, tuple[Principal, float]] = SizedLRU(max_tokens)
 
     def principal(self, token: str) -> Principal:
         """The caller the access token names; 401 when it is invalid or expired."""
         known = self._verified.get(token)
-        if known is not None and known[1] > time.time():
+        if known is not None and known[1] > self._clock():
             return known[0]
         claims = decode_token(token, self._settings, ACCESS_TOKEN_TYPE)
         principal = principal_from_claims(claims)
