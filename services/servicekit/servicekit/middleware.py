@@ -45,14 +45,13 @@ class RequestContextMiddleware:
         rid_token = request_id_var.set(request_id)
         uid_token = user_id_var.set(None)
         status = 500
-        started = time.perf_counter()
-
-        started = False
+        began = time.perf_counter()
+        answering = False  # the response has started: a late exception cannot answer any more
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, answering
             if message["type"] == "http.response.start":
-                started = True
+                answering = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -64,14 +63,14 @@ class RequestContextMiddleware:
         except Exception as exc:
             # Answered here, inside the request's context, so the 500 carries its request id.
             status = 500
-            if started:
+            if answering:
                 raise
             await unexpected_error(exc)(scope, receive, send_with_id)
         finally:
             route = _route_template(scope)
             if route not in ("/metrics",):
                 method = scope["method"]
-                HTTP_LATENCY.labels(self.service, method, route).observe(time.perf_counter() - started)
+                HTTP_LATENCY.labels(self.service, method, route).observe(time.perf_counter() - began)
                 HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)

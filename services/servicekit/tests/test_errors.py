@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -86,3 +88,22 @@ async def test_a_saturated_or_unreachable_dependency_is_a_503_to_retry() -> None
         assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
         assert answer.json()["error"]["code"] == "service_unavailable"
         assert "QueuePool" not in answer.text and "6379" not in answer.text
+
+
+async def test_latency_is_the_request_s_own_duration() -> None:
+    """The histogram observes how long the request took (not the clock's reading since boot)."""
+    labels = {"service": "kit", "method": "GET", "route": "/conflict"}
+
+    def observed() -> tuple[float, float]:
+        total = REGISTRY.get_sample_value("http_request_duration_seconds_sum", labels) or 0.0
+        count = REGISTRY.get_sample_value("http_request_duration_seconds_count", labels) or 0.0
+        return total, count
+
+    async with await _client() as client:
+        before, count_before = observed()
+        began = time.perf_counter()
+        await client.get("/conflict")
+        took = time.perf_counter() - began
+        after, count_after = observed()
+    assert count_after == count_before + 1
+    assert 0 < after - before <= took
