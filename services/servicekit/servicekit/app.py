@@ -22,6 +22,7 @@ from servicekit.events.broker import Broker
 from servicekit.events.consumer import EventConsumer, EventHandler
 from servicekit.events.relay import OutboxRelay
 from servicekit.health import HealthCheck, health_router
+from servicekit.heap import settle_after_startup
 from servicekit.http import ServiceClient
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
@@ -149,6 +150,7 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         runtime = Runtime(settings, engine, create_sessionmaker(engine), create_redis(settings))
         app.state.runtime = runtime
         await _start(runtime, spec)
+        settle_after_startup(settings)
         logger.info("%s started (%s)", settings.service_name, settings.environment)
         try:
             yield
