@@ -1,0 +1,74 @@
+"""The issue's yardstick, measured here: a FastAPI endpoint doing one PostgreSQL query and one
+Redis command (issue 4 assumes "about 2.7k req/s" on a 2-core machine), and a bare one.
+
+    .venv/bin/python scripts/benchmark/reference_endpoint.py &    # 127.0.0.1:38099
+    wrk -t2 -c64 -d5s http://127.0.0.1:38099/query   # one SELECT + one Redis GET
+    wrk -t2 -c64 -d5s http://127.0.0.1:38099/bare    # nothing
+
+Same server settings as the services (uvicorn, uvloop, httptools, no access log). Uses the
+machine's PostgreSQL (database postgres) and Redis (key bench:reference); stops after
+``--seconds`` (default 120).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+state: dict[str, object] = {}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state["pg"] = await asyncpg.create_pool(
+        "postgresql://postgres@127.0.0.1:5432/postgres", min_size=16, max_size=16
+    )
+    state["redis"] = Redis.from_url("redis://127.0.0.1:6379/0", max_connections=64)
+    yield
+    await state["pg"].close()  # type: ignore[attr-defined]
+    await state["redis"].aclose()  # type: ignore[attr-defined]
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/bare")
+async def bare() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/query")
+async def query() -> dict[str, object]:
+    value = await state["pg"].fetchval("SELECT 1")  # type: ignore[attr-defined]
+    cached = await state["redis"].get("bench:reference")  # type: ignore[attr-defined]
+    return {"value": value, "cached": cached}
+
+
+async def main(seconds: float) -> None:
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=38099,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await asyncio.sleep(seconds)
+    server.should_exit = True
+    await serving
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0)
+    asyncio.run(main(parser.parse_args().seconds))
