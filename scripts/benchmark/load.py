@@ -30,6 +30,7 @@ class Job:
     user: int = -1  # index into Plan.tokens; -1 sends no token
     showtime_id: str = ""
     seats: tuple[str, ...] = ()
+    gzip: bool = False  # send Accept-Encoding: gzip, as browsers do
 
 
 @dataclass
@@ -121,7 +122,8 @@ async def _run_job(connection: Connection, job: Job, tokens: list[str]) -> Outco
     started = time.perf_counter()
     try:
         if job.kind == "get":
-            answer = await connection.request("GET", job.path, _headers(tokens, job.user))
+            headers = _headers(tokens, job.user) | ({"Accept-Encoding": "gzip"} if job.gzip else {})
+            answer = await connection.request("GET", job.path, headers)
             return Outcome(time.perf_counter() - started, answer.status)
         outcome = await _book(connection, job, tokens)
         if job.kind == "book_pay" and outcome.status == 201:

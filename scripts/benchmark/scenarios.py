@@ -32,9 +32,9 @@ class Bench:
         return Plan(self.base_url, jobs, concurrency, self.max_seconds, self.tokens, self.processes)
 
 
-def reads(bench: Bench, name: str, path: str, requests: int, concurrency: int) -> Figures:
-    """GETs of one path (anonymous) by ``concurrency`` clients."""
-    result = run(bench.plan([Job("get", path)] * requests, concurrency))
+def reads(bench: Bench, name: str, path: str, requests: int, concurrency: int, gzip: bool = False) -> Figures:
+    """GETs of one path (anonymous) by ``concurrency`` clients (accepting gzip, like a browser, if asked)."""
+    result = run(bench.plan([Job("get", path, gzip=gzip)] * requests, concurrency))
     return figures(name, concurrency, result, {200})
 
 

@@ -120,3 +120,20 @@ async def test_the_gateway_serves_seat_maps_from_its_micro_cache(api: httpx.Asyn
     await wait_until(served_from_cache, within=5, what="a seat map answered from the gateway's cache")
     catalog = await api.get("/api/movies/movies")
     assert catalog.status_code == 200 and "x-cache-status" not in catalog.headers
+
+
+async def test_the_gateway_keeps_a_gzip_and_a_plain_copy_of_each_seat_map(api: httpx.AsyncClient) -> None:
+    """A browser (Accept-Encoding: gzip) gets the compressed map and a client that does not ask
+    for it the plain one, each from its own cache entry: never the other's bytes."""
+    showtime = await upcoming_showtime(api)
+    url = f"/api/movies/showtimes/{showtime['id']}/seats"
+
+    async def both_served_from_cache() -> bool:
+        packed = await api.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})
+        plain = await api.get(url, headers={"Accept-Encoding": "identity"})
+        assert packed.headers.get("content-encoding") == "gzip"
+        assert "content-encoding" not in plain.headers
+        assert packed.json()["seats"] and plain.json()["showtime_id"] == packed.json()["showtime_id"]
+        return packed.headers.get("x-cache-status") == "HIT" and plain.headers.get("x-cache-status") == "HIT"
+
+    await wait_until(both_served_from_cache, within=5, what="both encodings from the gateway cache")

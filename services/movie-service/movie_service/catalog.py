@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from movie_service import repository
 from movie_service.catalog_cache import CatalogCache
 from movie_service.config import MovieSettings
+from movie_service.encoding import GZIP_MIN_BYTES
 from movie_service.metrics import SEAT_MAP_REQUESTS
 from movie_service.models import Auditorium, Movie, Theater
 from movie_service.repository import MovieFilter, ShowtimeFilter
@@ -170,9 +171,11 @@ async def seat_map_body(
     layouts: SeatMapLayouts,
     statuses: SeatStatusReader,
     showtime_id: uuid.UUID,
-) -> tuple[bytes, float]:
+    gzip: bool = False,
+) -> tuple[bytes, float, bool]:
     """The seat map JSON (layout rendered once per catalog version, statuses from booking, <= 1 s
-    old) and until when it may be shown (epoch seconds)."""
+    old), until when it may be shown (epoch seconds), and whether it is gzip-compressed
+    (when asked and worth it)."""
     version = await cache.version()
     layout = layouts.get(showtime_id, version)
     if layout is None:
@@ -180,7 +183,10 @@ async def seat_map_body(
         layouts.put(showtime_id, layout)
     seat_statuses, from_cache = await statuses.get(showtime_id)
     SEAT_MAP_REQUESTS.labels("hit" if from_cache else "miss").inc()
-    return layout.render(seat_statuses), seat_statuses.fresh_until
+    body = layout.render(seat_statuses)
+    if gzip and len(body) >= GZIP_MIN_BYTES:
+        return await layout.render_gzip(seat_statuses), seat_statuses.fresh_until, True
+    return body, seat_statuses.fresh_until, False
 
 
 def _settings(cache: CatalogCache) -> MovieSettings:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from movie_service.encoding import gzip_body
 from movie_service.layout import expand_seats
 from movie_service.seat_status import SeatStatuses
 from servicekit.lru import SizedLRU
@@ -59,6 +60,7 @@ class RenderedLayout:
     parts: list[bytes]
     status_slot: dict[str, int]
     last: tuple[int, bytes] | None = field(default=None)
+    last_gzip: tuple[int, bytes] | None = field(default=None)
 
     def render(self, statuses: SeatStatuses) -> bytes:
         """The seat map JSON with these statuses (reused while the statuses are the same)."""
@@ -71,6 +73,14 @@ class RenderedLayout:
         out[-1] = b'],"available":%d,"held":%d,"booked":%d}' % (available, held, booked)
         body = b"".join(out)
         self.last = (statuses.serial, body)
+        return body
+
+    async def render_gzip(self, statuses: SeatStatuses) -> bytes:
+        """``render`` gzip-compressed, compressed once per statuses (the gateway asks once a second)."""
+        if self.last_gzip is not None and self.last_gzip[0] == statuses.serial:
+            return self.last_gzip[1]
+        body = await gzip_body(self.render(statuses))
+        self.last_gzip = (statuses.serial, body)
         return body
 
     def _mark(self, out: list[bytes], seat_ids: frozenset[str], status: bytes) -> int:

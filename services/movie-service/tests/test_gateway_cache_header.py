@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from movie_service.encoding import accepts_gzip
 from movie_service.routes.deps import gateway_cache_until
 from movie_service.seat_status import fresh_until
 
@@ -39,3 +40,20 @@ def test_statuses_live_at_most_ttl_and_end_on_a_whole_second(
 )
 def test_the_gateway_never_keeps_a_map_past_its_statuses(fresh: float, now: float, header: str) -> None:
     assert gateway_cache_until(fresh, now) == {"X-Accel-Expires": header}
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzip"),
+    [
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, GZIP;q=0.5", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0, deflate", False),
+        ("deflate, br", False),
+        ("", False),
+        ("x-gzip-ish", False),
+        ("gzip;q=nonsense", False),
+    ],
+)
+def test_gzip_only_for_clients_that_accept_it(accept_encoding: str, gzip: bool) -> None:
+    assert accepts_gzip(accept_encoding) is gzip

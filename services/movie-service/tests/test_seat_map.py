@@ -148,6 +148,23 @@ async def test_a_10000_seat_map_costs_less_than_5x_a_100_seat_one(
     assert big_cost < 5 * small_cost, (big_cost, small_cost)
 
 
+async def test_seat_map_is_gzipped_for_clients_that_accept_it(
+    client: httpx.AsyncClient, auditorium: Builder, showtime: Builder, seat_statuses: SeatStatusTable
+) -> None:
+    hall = await auditorium(layout={"rows": [{"seats": 10}] * 10})
+    shown = await showtime(auditorium_id=hall["id"])
+    seat_statuses[shown["id"]] = {"held": ["A2"], "booked": ["B4"]}
+    url = f"/showtimes/{shown['id']}/seats"
+    plain = await client.get(url, headers={"Accept-Encoding": "identity"})
+    packed = await client.get(url, headers={"Accept-Encoding": "gzip"})
+    refused = await client.get(url, headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in plain.headers and "content-encoding" not in refused.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert all(a.headers["vary"] == "Accept-Encoding" for a in (plain, packed, refused))
+    assert packed.json() == plain.json() == refused.json()  # httpx decodes gzip
+    assert packed.num_bytes_downloaded < len(plain.content) / 3
+
+
 async def test_demo_seed_runs_once_even_when_two_replicas_start_together(settings: MovieSettings) -> None:
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)

@@ -6,9 +6,10 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from movie_service import catalog
+from movie_service.encoding import accepts_gzip
 from movie_service.repository import MovieFilter, ShowtimeFilter
 from movie_service.routes.deps import (
     CacheDep,
@@ -102,8 +103,22 @@ async def list_showtimes(
     responses=error_responses(404, 422, 503),
 )
 async def seat_map(
-    showtime_id: uuid.UUID, session: SessionDep, cache: CacheDep, layouts: LayoutsDep, statuses: StatusesDep
+    request: Request,
+    showtime_id: uuid.UUID,
+    session: SessionDep,
+    cache: CacheDep,
+    layouts: LayoutsDep,
+    statuses: StatusesDep,
 ) -> Response:
-    """The seat map: every seat with id, row, number, tier, price and status (available|held|booked)."""
-    body, fresh_until = await catalog.seat_map_body(session, cache, layouts, statuses, showtime_id)
-    return json_text(body, headers=gateway_cache_until(fresh_until))
+    """The seat map: every seat with id, row, number, tier, price and status (available|held|booked).
+
+    Sent gzip-compressed to clients that accept it (`Accept-Encoding: gzip`).
+    """
+    wants_gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
+    body, fresh_until, gzipped = await catalog.seat_map_body(
+        session, cache, layouts, statuses, showtime_id, gzip=wants_gzip
+    )
+    headers = {**gateway_cache_until(fresh_until), "Vary": "Accept-Encoding"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return json_text(body, headers=headers)
