@@ -22,18 +22,27 @@ import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-state: dict[str, object] = {}
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Clients:
+    """The endpoint's pools, opened by the lifespan."""
+
+    pg: asyncpg.Pool
+    redis: Redis
+
+
+clients = Clients()
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    state["pg"] = await asyncpg.create_pool(
-        "postgresql://postgres@127.0.0.1:5432/postgres", min_size=16, max_size=16
-    )
-    state["redis"] = Redis.from_url("redis://127.0.0.1:6379/0", max_connections=64)
+    clients.pg = await asyncpg.create_pool(PG_DSN, min_size=16, max_size=16)
+    clients.redis = Redis.from_url(REDIS_URL, max_connections=64)
     yield
-    await state["pg"].close()  # type: ignore[attr-defined]
-    await state["redis"].aclose()  # type: ignore[attr-defined]
+    await clients.pg.close()
+    await clients.redis.aclose()
 
 
 app = FastAPI(lifespan=lifespan)
@@ -46,8 +55,8 @@ async def bare() -> dict[str, str]:
 
 @app.get("/query")
 async def query() -> dict[str, object]:
-    value = await state["pg"].fetchval("SELECT 1")  # type: ignore[attr-defined]
-    cached = await state["redis"].get("bench:reference")  # type: ignore[attr-defined]
+    value = await clients.pg.fetchval("SELECT 1")
+    cached = await clients.redis.get("bench:reference")
     return {"value": value, "cached": cached}
 
 
