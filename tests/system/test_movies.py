@@ -6,8 +6,11 @@ account is auth-service's bootstrap admin (``ADMIN_USERNAME`` / ``ADMIN_PASSWORD
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,6 +123,23 @@ async def test_the_gateway_serves_seat_maps_from_its_micro_cache(api: httpx.Asyn
     await wait_until(served_from_cache, within=5, what="a seat map answered from the gateway's cache")
     catalog = await api.get("/api/movies/movies")
     assert catalog.status_code == 200 and "x-cache-status" not in catalog.headers
+
+
+async def test_a_burst_of_readers_fetches_each_seconds_seat_map_once(api: httpx.AsyncClient) -> None:
+    """Readers that find a second's map not cached yet wait for the one request that fetches it
+    (proxy_cache_lock): 32 at once cost movie one request per second they span, not 32 (before,
+    all of them went on to movie at every expiry and every reader stalled behind them)."""
+    showtime = await upcoming_showtime(api)
+    url = f"/api/movies/showtimes/{showtime['id']}/seats"
+    browser = {"Accept-Encoding": "gzip, deflate, br"}
+    assert (await api.get(url, headers={"Accept-Encoding": "identity"})).status_code == 200  # movie warm
+    async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=10) as readers:
+        assert (await readers.get("/health")).status_code == 200
+        await asyncio.sleep(1.02 - time.time() % 1)  # the burst begins a new second
+        answers = await asyncio.gather(*(readers.get(url, headers=browser) for _ in range(32)))
+    assert {a.status_code for a in answers} == {200}
+    cache = Counter(a.headers.get("x-cache-status") for a in answers)
+    assert cache["MISS"] <= 2 and cache["HIT"] >= 30, cache
 
 
 async def test_the_gateway_keeps_a_gzip_and_a_plain_copy_of_each_seat_map(api: httpx.AsyncClient) -> None:

@@ -7,6 +7,7 @@ answering nonsense is a 503: a taken seat is never shown as available.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import math
 import time
@@ -31,6 +32,9 @@ class SeatStatusReply(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class SeatStatuses:
+    """What booking said of one showtime. Equal serials mean equal ``held`` and ``booked``:
+    a renewal that finds nothing changed keeps the serial, so its rendered map is reused."""
+
     serial: int
     held: frozenset[str]
     booked: frozenset[str]
@@ -86,8 +90,16 @@ class SeatStatusReader:
             return await asyncio.shield(pending), True
         return await self._refresh(showtime_id), False
 
+    async def _renew(self, showtime_id: uuid.UUID) -> SeatStatuses:
+        """``fetch``, keeping the serial of the statuses it renews when booking says the same."""
+        statuses = await self.fetch(showtime_id)
+        entry = self._entries.get(showtime_id)
+        if entry is not None and entry[1].held == statuses.held and entry[1].booked == statuses.booked:
+            return dataclasses.replace(statuses, serial=entry[1].serial)
+        return statuses
+
     async def _refresh(self, showtime_id: uuid.UUID) -> SeatStatuses:
-        task = asyncio.ensure_future(self.fetch(showtime_id))
+        task = asyncio.ensure_future(self._renew(showtime_id))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._inflight[showtime_id] = task
         try:

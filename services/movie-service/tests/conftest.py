@@ -61,9 +61,14 @@ def seat_statuses() -> SeatStatusTable:
 
 
 @pytest.fixture(scope="session")
-async def client(settings: MovieSettings, seat_statuses: SeatStatusTable) -> AsyncIterator[httpx.AsyncClient]:
-    booking = contract_booking_app(seat_statuses, settings.internal_token.get_secret_value())
-    async with app_client(create_app(settings, httpx.ASGITransport(app=booking))) as c:
+def booking_app(settings: MovieSettings, seat_statuses: SeatStatusTable) -> FastAPI:
+    """The contract booking app that answers from ``seat_statuses``."""
+    return contract_booking_app(seat_statuses, settings.internal_token.get_secret_value())
+
+
+@pytest.fixture(scope="session")
+async def client(settings: MovieSettings, booking_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app(settings, httpx.ASGITransport(app=booking_app))) as c:
         yield c
 
 
