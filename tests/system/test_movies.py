@@ -61,8 +61,10 @@ async def upcoming_showtime(api: httpx.AsyncClient) -> dict[str, Any]:
 async def test_the_demo_catalog_is_browsable_through_the_gateway(api: httpx.AsyncClient) -> None:
     movies = (await api.get("/api/movies/movies", params={"limit": 5})).json()
     assert movies["total"] >= 12 and len(movies["items"]) == 5
-    theaters = (await api.get("/api/movies/theaters")).json()
-    assert theaters["total"] >= 3 and {"Hanoi", "Ho Chi Minh City"} <= {t["city"] for t in theaters["items"]}
+    # By city: on a long-lived instance other theaters (the benchmark's) can fill page 1.
+    for city, at_least in (("Hanoi", 2), ("Ho Chi Minh City", 1)):
+        theaters = (await api.get("/api/movies/theaters", params={"city": city})).json()
+        assert theaters["total"] >= at_least and {t["city"] for t in theaters["items"]} == {city}
     showtime = await upcoming_showtime(api)
     detail = (await api.get(f"/api/movies/movies/{showtime['movie_id']}")).json()
     assert detail["showtimes"] and detail["id"] == showtime["movie_id"]
