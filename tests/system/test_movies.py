@@ -139,7 +139,7 @@ async def test_a_burst_of_readers_fetches_each_seconds_seat_map_once(api: httpx.
     async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=10) as readers:
         assert (await readers.get("/health")).status_code == 200
         # Up to three bursts: on a busy machine movie may take longer than the lock's 50 ms
-        # once. The old config sent 9-32 of every burst to movie (MISS or EXPIRED).
+        # once. The old config sent 8-32 of every burst to movie (MISS or EXPIRED).
         while len(bursts) < 3 and not (bursts and _to_movie(bursts[-1]) <= 2):
             await asyncio.sleep(1.02 - time.time() % 1)  # the burst begins a new second
             answers = await asyncio.gather(*(readers.get(url, headers=browser) for _ in range(32)))

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from movie_service.config import MovieSettings
 from movie_service.main import create_app
+from movie_service.seat_map import ShowtimeFacts
 from servicekit.testing import app_client, mint_token, test_settings_overrides
 
 Builder = Callable[..., Awaitable[dict[str, Any]]]
@@ -24,6 +25,9 @@ SMALL_LAYOUT = {
     ]
 }
 PRICES = {"standard": 90000, "vip": 130000, "couple": 220000}
+
+
+FactsBuilder = Callable[..., ShowtimeFacts]
 
 
 def make_settings(**extra: object) -> MovieSettings:
@@ -164,3 +168,21 @@ def schedule(client: httpx.AsyncClient, admin: dict[str, str]) -> Callable[..., 
         return await client.post("/showtimes", json={**body, "prices": PRICES}, headers=admin)
 
     return send
+
+
+@pytest.fixture(scope="session")
+def showtime_facts() -> FactsBuilder:
+    """A showtime's facts without the database: ``rows`` x ``seats_per_row`` standard seats
+    (rows A..Z, AA..), each at ``PRICES["standard"]``."""
+
+    def build(rows: int, seats_per_row: int, showtime_id: uuid.UUID | None = None) -> ShowtimeFacts:
+        starts = datetime.now(UTC) + timedelta(days=1)
+        labels = [chr(ord("A") + n % 26) * (1 + n // 26) for n in range(rows)]
+        layout = {"rows": [{"label": label, "seats": seats_per_row, "tier": "standard"} for label in labels]}
+        return ShowtimeFacts(
+            showtime_id or uuid.uuid4(), uuid.uuid4(), "Film", uuid.uuid4(), "Cinema", "City",
+            uuid.uuid4(), "Hall", starts, starts + timedelta(hours=2), "VND",
+            {"standard": PRICES["standard"]}, layout,
+        )  # fmt: skip
+
+    return build

@@ -126,7 +126,11 @@ async def test_internal_look_up_follows_the_contract(
 
 
 async def test_a_renewal_that_finds_nothing_changed_reuses_the_rendered_map(
-    settings: MovieSettings, booking_app: FastAPI, showtime: Builder, seat_statuses: SeatStatusTable
+    settings: MovieSettings,
+    booking_app: FastAPI,
+    showtime: Builder,
+    seat_statuses: SeatStatusTable,
+    showtime_facts: Callable[..., ShowtimeFacts],
 ) -> None:
     """Statuses are asked of booking again every second. When booking says the same, they keep
     their serial, so the rendered map and its gzip copy are reused: a 10,000-seat map is
@@ -136,7 +140,7 @@ async def test_a_renewal_that_finds_nothing_changed_reuses_the_rendered_map(
     seat_statuses[shown["id"]] = {"held": ["A2"], "booked": ["B4"]}
     client = ServiceClient("booking", "http://booking", settings, httpx.ASGITransport(app=booking_app))
     reader = SeatStatusReader(client, ttl_seconds=0)  # no micro-cache: every read asks booking
-    layout = build_layout("v1", _facts(showtime_id, rows=100, seats_per_row=100))
+    layout = build_layout("v1", showtime_facts(100, 100, showtime_id))
 
     first, _ = await reader.get(showtime_id)
     again, from_cache = await reader.get(showtime_id)
@@ -150,16 +154,6 @@ async def test_a_renewal_that_finds_nothing_changed_reuses_the_rendered_map(
     assert b'"seat_id":"A3","row":"A","number":3,"tier":"standard","price":90000,"status":"held"' in (
         layout.render(changed)
     )
-
-
-def _facts(showtime_id: uuid.UUID, rows: int, seats_per_row: int) -> ShowtimeFacts:
-    starts = datetime.now(UTC) + timedelta(days=1)
-    labels = [chr(ord("A") + n % 26) * (1 + n // 26) for n in range(rows)]
-    layout = {"rows": [{"label": label, "seats": seats_per_row, "tier": "standard"} for label in labels]}
-    return ShowtimeFacts(
-        showtime_id, uuid.uuid4(), "Film", uuid.uuid4(), "Cinema", "City", uuid.uuid4(), "Hall",
-        starts, starts + timedelta(hours=2), "VND", {"standard": 90000}, layout,
-    )  # fmt: skip
 
 
 async def test_seat_map_is_gzipped_for_clients_that_accept_it(

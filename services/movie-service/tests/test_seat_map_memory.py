@@ -4,49 +4,46 @@ from __future__ import annotations
 
 import tracemalloc
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 
 from movie_service.seat_map import SeatMapLayouts, ShowtimeFacts, build_layout, layout_bytes
 from servicekit.lru import SizedLRU
 
 
-def _facts(rows: int, seats_per_row: int) -> ShowtimeFacts:
-    starts = datetime.now(UTC) + timedelta(days=1)
-    layout = {"rows": [{"label": f"R{i}", "seats": seats_per_row, "tier": "standard"} for i in range(rows)]}
-    return ShowtimeFacts(
-        uuid.uuid4(), uuid.uuid4(), "Film", uuid.uuid4(), "Cinema", "City", uuid.uuid4(), "Hall 1",
-        starts, starts + timedelta(hours=2), "USD", {"standard": 1200}, layout,
-    )  # fmt: skip
-
-
-def test_the_size_estimate_is_close_to_the_memory_a_layout_takes() -> None:
+def test_the_size_estimate_is_close_to_the_memory_a_layout_takes(
+    showtime_facts: Callable[..., ShowtimeFacts],
+) -> None:
     tracemalloc.start()
     try:
-        layout = build_layout("v1", _facts(100, 100))
+        layout = build_layout("v1", showtime_facts(100, 100))
         taken, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert taken * 0.5 < layout_bytes(layout) < taken * 3
 
 
-def test_big_layouts_push_the_least_recently_used_out_within_the_budget() -> None:
-    big = build_layout("v1", _facts(100, 100))  # 10,000 seats
+def test_big_layouts_push_the_least_recently_used_out_within_the_budget(
+    showtime_facts: Callable[..., ShowtimeFacts],
+) -> None:
+    big = build_layout("v1", showtime_facts(100, 100))  # 10,000 seats
     layouts = SeatMapLayouts(max_bytes=int(layout_bytes(big) * 2.5))
     ids = [uuid.uuid4() for _ in range(4)]
     layouts.put(ids[0], big)
-    layouts.put(ids[1], build_layout("v1", _facts(100, 100)))
+    layouts.put(ids[1], build_layout("v1", showtime_facts(100, 100)))
     assert layouts.get(ids[0], "v1") is big  # now the most recently used
-    layouts.put(ids[2], build_layout("v1", _facts(100, 100)))
+    layouts.put(ids[2], build_layout("v1", showtime_facts(100, 100)))
     assert layouts.get(ids[1], "v1") is None and layouts.get(ids[0], "v1") is big
     for small in ids[3:]:
-        layouts.put(small, build_layout("v1", _facts(10, 10)))
+        layouts.put(small, build_layout("v1", showtime_facts(10, 10)))
     assert layouts.total_bytes <= int(layout_bytes(big) * 2.5) and len(layouts) == 3
 
 
-def test_a_layout_larger_than_the_whole_budget_is_not_kept() -> None:
+def test_a_layout_larger_than_the_whole_budget_is_not_kept(
+    showtime_facts: Callable[..., ShowtimeFacts],
+) -> None:
     layouts = SeatMapLayouts(max_bytes=10_000)
     showtime = uuid.uuid4()
-    layouts.put(showtime, build_layout("v1", _facts(100, 100)))
+    layouts.put(showtime, build_layout("v1", showtime_facts(100, 100)))
     assert layouts.get(showtime, "v1") is None and layouts.total_bytes == 0
 
 
