@@ -21,6 +21,11 @@ class BookingSettings(ServiceSettings):
     db_max_overflow: int = Field(default=4, ge=0)
 
     hold_ttl_seconds: int = Field(default=300, ge=1, description="How long an unpaid hold lasts")
+    # Sales close this long before a showtime starts (0: at the start); no hold outlives it.
+    sales_close_minutes_before_start: int = Field(default=0, ge=0, le=24 * 60)
+    # A confirmed booking can be cancelled (and is refunded) until this long before the start;
+    # after that only an admin's refund at payment-service cancels it.
+    cancellation_cutoff_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60)
     max_seats_per_booking: int = Field(default=10, ge=1)
     max_pending_bookings_per_user: int = Field(default=5, ge=1)
     showtime_cache_seconds: float = Field(default=120.0, ge=0, description="Showtime look-ups in Redis")

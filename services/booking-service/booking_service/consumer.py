@@ -27,6 +27,10 @@ class PaymentOutcome(BaseModel):
 
     payment_id: str
     booking_id: uuid.UUID
+    reason: str | None = None
+    # payment.failed: whether this was the last decline payment-service allows for the booking
+    # (absent from older producers, whose every decline ended the booking).
+    final: bool = True
 
 
 def payment_event_handler(holds: SeatHolds) -> EventHandler:
@@ -34,12 +38,13 @@ def payment_event_handler(holds: SeatHolds) -> EventHandler:
 
     async def handle(session: AsyncSession, event: EventEnvelope) -> None:
         outcome = PaymentOutcome.model_validate(event.data)
+        booking_id, payment_id = outcome.booking_id, outcome.payment_id
         if event.event_type == "payment.completed":
-            await lifecycle.confirm_booking(session, outcome.booking_id, outcome.payment_id)
+            await lifecycle.confirm_booking(session, holds, booking_id, payment_id)
         elif event.event_type == "payment.failed":
-            await lifecycle.fail_booking(session, holds, outcome.booking_id, outcome.payment_id)
+            await lifecycle.fail_booking(session, holds, booking_id, payment_id, outcome.final)
         elif event.event_type == "payment.refunded":
-            await lifecycle.record_refund(session, holds, outcome.booking_id, outcome.payment_id)
+            await lifecycle.record_refund(session, holds, booking_id, payment_id, outcome.reason)
         else:
             logger.warning("unexpected event %s ignored", event.event_type)
 

@@ -11,7 +11,9 @@ from servicekit.events import add_event, new_event
 from servicekit.tracing import with_trace_context
 
 PRODUCER = "booking-service"
-CancelReason = Literal["user_cancelled", "payment_after_expiry", "payment_failed"]
+# Why a booking was cancelled. ``payment_after_expiry`` is no longer sent (a late payment is
+# refunded by payment-service on its own), but consumers still accept it from older producers.
+CancelReason = Literal["user_cancelled", "payment_failed", "refund_requested", "refunded_by_admin"]
 
 
 def _about(booking: Booking) -> dict[str, Any]:

@@ -55,9 +55,13 @@ class SeatHolds:
             logger.warning("seat hold store unavailable: %s", type(exc).__name__)
             raise ServiceUnavailable("Seat holds are unavailable, try again shortly") from exc
 
-    async def hold(self, showtime_id: uuid.UUID, seats: Sequence[str], token: str) -> list[str]:
-        """Hold every seat or none; returns the seats already held (empty on success)."""
-        ttl_ms = self._settings.hold_ttl_seconds * 1000
+    async def hold(
+        self, showtime_id: uuid.UUID, seats: Sequence[str], token: str, ttl_seconds: float | None = None
+    ) -> list[str]:
+        """Hold every seat or none for ``ttl_seconds`` (the hold time by default); returns the
+        seats already held (empty on success)."""
+        seconds = self._settings.hold_ttl_seconds if ttl_seconds is None else ttl_seconds
+        ttl_ms = max(1, int(seconds * 1000))
         taken: list[str] = await self._run(showtime_id, seats, "hold", token, ttl_ms)
         SEAT_HOLDS.labels("conflicted" if taken else "taken").inc()
         return taken

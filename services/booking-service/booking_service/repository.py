@@ -10,9 +10,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CTE, Integer, Select, String, Table, bindparam, func, select, text, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
@@ -140,11 +153,28 @@ def _move(target_rows: Any, target: str, values: dict[str, Any]) -> Select[Booki
     return stmt.execution_options(populate_existing=True)
 
 
+def hold_is_live() -> ColumnElement[bool]:
+    """The booking's hold has not lapsed (read in the database's clock)."""
+    return _bookings.c.expires_at > func.now()
+
+
+def starts_after(margin: timedelta) -> ColumnElement[bool]:
+    """The booking's showtime starts more than ``margin`` from now."""
+    return _bookings.c.starts_at > func.now() + margin
+
+
 async def move_booking(
-    session: AsyncSession, booking_id: uuid.UUID, expected: str, target: str, **values: Any
+    session: AsyncSession,
+    booking_id: uuid.UUID,
+    expected: str,
+    target: str,
+    only_if: ColumnElement[bool] | None = None,
+    **values: Any,
 ) -> Booking | None:
-    """Guarded transition: moves the booking only if it is still in ``expected``."""
+    """Guarded transition: moves the booking only if it is still in ``expected`` (and ``only_if``)."""
     guard = (_bookings.c.id == booking_id) & (_bookings.c.status == expected)
+    if only_if is not None:
+        guard = guard & only_if
     return (await session.execute(_move(guard, target, values))).scalars().first()
 
 

@@ -91,6 +91,6 @@ async def seat_status(showtime_id: uuid.UUID, session: SessionDep, ctx: ContextD
 @internal_router.get(
     "/bookings/{booking_id}", response_model=InternalBookingOut, responses=error_responses(404, 422)
 )
-async def internal_booking(booking_id: uuid.UUID, session: SessionDep) -> InternalBookingOut:
-    """A booking's amount, owner and status (for payment-service)."""
-    return InternalBookingOut.model_validate(await service.get_booking(session, booking_id))
+async def internal_booking(booking_id: uuid.UUID, session: SessionDep, ctx: ContextDep) -> InternalBookingOut:
+    """A booking's amount, owner, status and cancellation cut-off (for payment-service)."""
+    return await service.internal_view(session, ctx.settings, booking_id)

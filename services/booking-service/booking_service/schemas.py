@@ -63,7 +63,7 @@ class BookingPage(BaseModel):
 
 
 class InternalBookingOut(BaseModel):
-    """What payment-service needs: amount, owner, status."""
+    """What payment-service needs: amount, owner, status, and the cancellation cut-off."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -76,6 +76,10 @@ class InternalBookingOut(BaseModel):
     total_amount: int
     currency: str
     expires_at: datetime
+    starts_at: datetime
+    cancellable_until: datetime | None = Field(
+        default=None, description="Until when the owner may cancel (and be refunded)"
+    )
 
 
 class SeatStatusOut(BaseModel):

@@ -23,7 +23,7 @@ from booking_service.config import BookingSettings
 from booking_service.holds import SeatHolds, new_hold_token
 from booking_service.metrics import BOOKINGS
 from booking_service.models import Booking, BookingSeat
-from booking_service.schemas import BookRequest, SeatStatusOut
+from booking_service.schemas import BookRequest, InternalBookingOut, SeatStatusOut
 from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from servicekit.security import Principal
 
@@ -52,12 +52,27 @@ def seats_taken(seat_ids: Sequence[str]) -> Conflict:
     return Conflict(f"Seats not available: {', '.join(taken)}", code="seats_unavailable", details=taken)
 
 
+def sales_close_at(settings: BookingSettings, starts_at: datetime) -> datetime:
+    """When sales of a showtime close: its start, or the configured minutes before it."""
+    return starts_at - timedelta(minutes=settings.sales_close_minutes_before_start)
+
+
+def cancellable_until(settings: BookingSettings, starts_at: datetime) -> datetime:
+    """Until when a confirmed booking may still be cancelled by its owner (and refunded)."""
+    return starts_at - timedelta(minutes=settings.cancellation_cutoff_minutes)
+
+
 def choose_seats(
     settings: BookingSettings, showtime: ShowtimeInfo, seat_ids: Sequence[str]
 ) -> list[SeatInfo]:
-    """The requested seats of a bookable showtime (409 started, 422 too many or unknown)."""
-    if showtime.starts_at <= datetime.now(UTC):
+    """The requested seats of a bookable showtime (409 started or sales closed, 422 too many or unknown)."""
+    now = datetime.now(UTC)
+    if showtime.starts_at <= now:
         raise Conflict("This showtime has already started", code="showtime_started")
+    if sales_close_at(settings, showtime.starts_at) <= now:
+        minutes = settings.sales_close_minutes_before_start
+        message = f"Sales for this showtime closed {minutes} minutes before it starts"
+        raise Conflict(message, code="sales_closed")
     if len(seat_ids) > settings.max_seats_per_booking:
         raise Unprocessable(
             f"At most {settings.max_seats_per_booking} seats per booking", code="too_many_seats"
@@ -73,22 +88,34 @@ async def book_seats(ctx: BookingContext, user: Principal, request: BookRequest)
     """Hold the seats in Redis (all or none), then write the pending booking; 409 names taken seats."""
     showtime = await ctx.catalog.get(request.showtime_id)
     seats = choose_seats(ctx.settings, showtime, request.seat_ids)
-    token = new_hold_token()
-    taken = await ctx.holds.hold(showtime.showtime_id, request.seat_ids, token)
+    token, expires_at = new_hold_token(), hold_expiry(ctx.settings, showtime.starts_at)
+    ttl = (expires_at - datetime.now(UTC)).total_seconds()
+    taken = await ctx.holds.hold(showtime.showtime_id, request.seat_ids, token, ttl)
     if taken:
         raise seats_taken(taken)
     try:
-        return await _write_booking(ctx, user, showtime, seats, token)
+        return await _write_booking(ctx, user, showtime, seats, (token, expires_at))
     except BaseException:
         await ctx.holds.release(showtime.showtime_id, request.seat_ids, token)
         raise
 
 
+def hold_expiry(settings: BookingSettings, starts_at: datetime) -> datetime:
+    """A hold lasts the hold time, and never past the close of sales (so never past the start)."""
+    return min(
+        datetime.now(UTC) + timedelta(seconds=settings.hold_ttl_seconds), sales_close_at(settings, starts_at)
+    )
+
+
 async def _write_booking(
-    ctx: BookingContext, user: Principal, showtime: ShowtimeInfo, seats: list[SeatInfo], token: str
+    ctx: BookingContext,
+    user: Principal,
+    showtime: ShowtimeInfo,
+    seats: list[SeatInfo],
+    hold: tuple[str, datetime],
 ) -> Booking:
     """One statement: the per-user limit (soft under a burst), the booking, its seats, its event."""
-    booking, rows = _new_booking(ctx.settings, user, showtime, seats, token)
+    booking, rows = _new_booking(user, showtime, seats, hold)
     limit = ctx.settings.max_pending_bookings_per_user
     async with ctx.autocommit.connect() as connection:
         try:
@@ -106,9 +133,9 @@ async def _write_booking(
 
 
 def _new_booking(
-    settings: BookingSettings, user: Principal, showtime: ShowtimeInfo, seats: list[SeatInfo], token: str
+    user: Principal, showtime: ShowtimeInfo, seats: list[SeatInfo], hold: tuple[str, datetime]
 ) -> tuple[Booking, list[BookingSeat]]:
-    now = datetime.now(UTC)
+    now, (token, expires_at) = datetime.now(UTC), hold
     booking = Booking(
         id=uuid.uuid4(),
         user_id=user.user_id,
@@ -119,7 +146,7 @@ def _new_booking(
         total_amount=sum(s.price for s in seats),
         currency=showtime.currency,
         hold_token=token,
-        expires_at=now + timedelta(seconds=settings.hold_ttl_seconds),
+        expires_at=expires_at,
         movie_title=showtime.movie_title,
         theater_name=showtime.theater_name,
         auditorium_name=showtime.auditorium_name,
@@ -157,12 +184,22 @@ async def get_booking(session: AsyncSession, booking_id: uuid.UUID) -> Booking:
     return booking
 
 
+async def internal_view(
+    session: AsyncSession, settings: BookingSettings, booking_id: uuid.UUID
+) -> InternalBookingOut:
+    """A booking as payment-service sees it, with the owner's cancellation cut-off."""
+    booking = await get_booking(session, booking_id)
+    until = cancellable_until(settings, booking.starts_at)
+    return InternalBookingOut.model_validate(booking).model_copy(update={"cancellable_until": until})
+
+
 async def cancel_own_booking(
     session: AsyncSession, ctx: BookingContext, user: Principal, booking_id: uuid.UUID
 ) -> Booking:
     """Cancel the caller's booking (idempotent); see lifecycle.cancel_booking."""
     booking = await get_own_booking(session, user, booking_id)
-    return await lifecycle.cancel_booking(session, ctx.holds, booking)
+    cutoff = timedelta(minutes=ctx.settings.cancellation_cutoff_minutes)
+    return await lifecycle.cancel_booking(session, ctx.holds, booking, cutoff)
 
 
 async def seat_status(session: AsyncSession, holds: SeatHolds, showtime_id: uuid.UUID) -> SeatStatusOut:

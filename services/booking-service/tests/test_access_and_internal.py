@@ -80,6 +80,8 @@ async def test_internal_booking_gives_payment_the_amount_owner_and_status(
         "total_amount",
         "currency",
         "expires_at",
+        "starts_at",
+        "cancellable_until",
     }
     assert body["user_id"] == str(user_id) and body["user_email"] == f"u{user_id.hex[:8]}@example.com"
     assert (body["status"], body["total_amount"], body["currency"]) == ("pending", 3200, "VND")

@@ -153,7 +153,28 @@ async def test_duplicate_and_late_payment_events_do_not_change_the_outcome(
     assert current["status"] == "confirmed" and current["payment_id"] == payment["data"]["payment_id"]
 
 
-async def test_payment_failed_frees_the_seats_and_a_later_success_is_refunded(
+async def test_a_decline_that_is_not_the_last_keeps_the_booking_payable_and_a_success_confirms_it(
+    client: httpx.AsyncClient,
+    make_showtime: Builder,
+    book: Builder,
+    user_headers: Headers,
+    publish_payment: Builder,
+    outbox_events: Events,
+    consumed: Probe,
+) -> None:
+    showtime, headers = await make_showtime(), user_headers()
+    booking = await _booked(book, showtime, ["C3"], headers)
+    declined = await publish_payment("payment.failed", booking, reason="card_declined", final=False)
+    await wait_until(lambda: consumed(declined), what="payment.failed handled")
+    assert (await client.get(f"/bookings/{booking['id']}", headers=headers)).json()["status"] == "pending"
+    assert (await book(showtime, ["C3"])).status_code == 409, "a payable booking keeps its seats"
+    paid = await publish_payment("payment.completed", booking)
+    await wait_until(lambda: consumed(paid), what="payment.completed handled")
+    assert _types(await outbox_events(booking["id"])) == ["booking.created", "booking.confirmed"]
+    assert (await client.get(f"/bookings/{booking['id']}", headers=headers)).json()["status"] == "confirmed"
+
+
+async def test_the_last_decline_fails_the_booking_and_frees_its_seats_and_a_late_success_says_nothing(
     client: httpx.AsyncClient,
     make_showtime: Builder,
     book: Builder,
@@ -164,18 +185,38 @@ async def test_payment_failed_frees_the_seats_and_a_later_success_is_refunded(
 ) -> None:
     showtime, headers = await make_showtime(), user_headers()
     booking = await _booked(book, showtime, ["C1"], headers)
-    failed = await publish_payment("payment.failed", booking, reason="card_declined")
+    failed = await publish_payment("payment.failed", booking, reason="card_declined", final=True)
     await wait_until(lambda: consumed(failed), what="payment.failed handled")
     assert (await book(showtime, ["C1"])).status_code == 201, "a failed booking frees its seats"
     late = await publish_payment("payment.completed", booking)
     await wait_until(lambda: consumed(late), what="late payment.completed handled")
     events = await outbox_events(booking["id"])
-    assert _types(events) == ["booking.created", "booking.cancelled", "booking.cancelled"]
-    first, refund = events[1]["data"], events[2]["data"]
+    assert _types(events) == ["booking.created", "booking.cancelled"], "one end, one event"
+    first = events[1]["data"]
     assert (first["reason"], first["refund_required"]) == ("payment_failed", False)
-    assert (refund["reason"], refund["refund_required"]) == ("payment_after_expiry", True)
-    assert refund["payment_id"] == late["data"]["payment_id"]
     assert (await client.get(f"/bookings/{booking['id']}", headers=headers)).json()["status"] == "failed"
+
+
+async def test_a_payment_that_lands_on_a_booking_cancelled_meanwhile_is_not_a_second_cancellation(
+    client: httpx.AsyncClient,
+    make_showtime: Builder,
+    book: Builder,
+    user_headers: Headers,
+    publish_payment: Builder,
+    outbox_events: Events,
+    consumed: Probe,
+) -> None:
+    showtime, headers = await make_showtime(), user_headers()
+    booking = await _booked(book, showtime, ["C5"], headers)
+    response = await client.post(f"/bookings/{booking['id']}/cancel", headers=headers)
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    late = await publish_payment("payment.completed", booking)
+    await wait_until(lambda: consumed(late), what="payment.completed handled")
+    events = await outbox_events(booking["id"])
+    assert _types(events) == ["booking.created", "booking.cancelled"], "a booking is cancelled once"
+    assert events[1]["data"]["reason"] == "user_cancelled"
+    current = (await client.get(f"/bookings/{booking['id']}", headers=headers)).json()
+    assert (current["status"], current["payment_id"]) == ("cancelled", None)
 
 
 async def test_cancelling_a_pending_booking_frees_its_seats_at_once_and_is_idempotent(
@@ -226,7 +267,7 @@ async def test_cancelling_a_confirmed_booking_asks_for_a_refund_once(
     assert (await book(showtime, ["E1"])).status_code == 201
 
 
-async def test_a_refund_made_at_payment_cancels_the_confirmed_booking(
+async def test_a_refund_made_at_payment_cancels_the_confirmed_booking_with_its_reason(
     client: httpx.AsyncClient,
     make_showtime: Builder,
     book: Builder,
@@ -236,18 +277,26 @@ async def test_a_refund_made_at_payment_cancels_the_confirmed_booking(
     consumed: Probe,
 ) -> None:
     showtime, headers = await make_showtime(), user_headers()
-    booking = await _booked(book, showtime, ["F1"], headers)
-    payment = await publish_payment("payment.completed", booking)
-    await wait_until(lambda: consumed(payment), what="payment.completed handled")
-    refunded = await publish_payment("payment.refunded", booking, payment_id=payment["data"]["payment_id"])
-    await wait_until(lambda: consumed(refunded), what="payment.refunded handled")
-    assert (await client.get(f"/bookings/{booking['id']}", headers=headers)).json()["status"] == "cancelled"
-    cancelled = (await outbox_events(booking["id"]))[-1]
-    assert cancelled["event_type"] == "booking.cancelled" and cancelled["data"]["refund_required"] is False
-    assert (await book(showtime, ["F1"])).status_code == 201
+    for seat, refund_reason, cancel_reason in (
+        ("F1", "requested_by_customer", "refund_requested"),
+        ("F2", "requested_by_admin", "refunded_by_admin"),
+    ):
+        booking = await _booked(book, showtime, [seat], headers)
+        payment = await publish_payment("payment.completed", booking)
+        await wait_until(lambda p=payment: consumed(p), what="payment.completed handled")
+        refunded = await publish_payment(
+            "payment.refunded", booking, payment_id=payment["data"]["payment_id"], reason=refund_reason
+        )
+        await wait_until(lambda r=refunded: consumed(r), what="payment.refunded handled")
+        current = (await client.get(f"/bookings/{booking['id']}", headers=headers)).json()
+        assert (current["status"], current["cancel_reason"]) == ("cancelled", cancel_reason)
+        cancelled = (await outbox_events(booking["id"]))[-1]
+        assert cancelled["event_type"] == "booking.cancelled"
+        assert (cancelled["data"]["reason"], cancelled["data"]["refund_required"]) == (cancel_reason, False)
+        assert (await book(showtime, [seat])).status_code == 201
 
 
-async def test_an_unpaid_hold_expires_its_seats_return_and_a_late_payment_is_refunded(
+async def test_an_unpaid_hold_expires_its_seats_return_and_a_late_payment_changes_nothing(
     booking_client: Callable[[BookingSettings], AbstractAsyncContextManager[httpx.AsyncClient]],
     settings_with: Callable[..., BookingSettings],
     make_showtime: Builder,
@@ -269,8 +318,5 @@ async def test_an_unpaid_hold_expires_its_seats_return_and_a_late_payment_is_ref
     late = await publish_payment("payment.completed", booking)
     await wait_until(lambda: consumed(late), what="late payment.completed handled")
     events = await outbox_events(booking["id"])
-    assert _types(events) == ["booking.created", "booking.expired", "booking.cancelled"]
+    assert _types(events) == ["booking.created", "booking.expired"], "payment refunds on booking.expired"
     assert set(events[1]["data"]) == CONTRACT_KEYS["booking.expired"]
-    refund = events[2]["data"]
-    assert (refund["reason"], refund["refund_required"]) == ("payment_after_expiry", True)
-    assert refund["payment_id"] == late["data"]["payment_id"]
