@@ -28,6 +28,16 @@ class BookingGateway:
         _check_payable(booking, amount)
         return booking
 
+    async def check_cancellable(self, booking_id: uuid.UUID) -> None:
+        """409 ``cancellation_closed`` past the booking's cancellation cut-off (booking's rule)."""
+        booking = await self._fetch(booking_id)
+        until = booking.cancellable_until if booking is not None else None
+        if until is not None and until <= datetime.now(UTC):
+            raise Conflict(
+                "Cancellations and refunds closed before the showtime; the cinema can still refund",
+                code="cancellation_closed",
+            )
+
     async def _fetch(self, booking_id: uuid.UUID) -> BookingView | None:
         response = await self._client.request("GET", f"/internal/bookings/{booking_id}")
         if response.status_code == 404:

@@ -24,5 +24,8 @@ class PaymentSettings(ServiceSettings):
     idempotency_lock_seconds: float = Field(default=60.0, gt=0)
     idempotency_purge_interval_seconds: float = Field(default=3600.0, gt=0)
 
+    # A booking stays payable through this many declined cards; the last one ends it.
+    max_declines_per_booking: int = Field(default=3, ge=1, le=20)
+
     provider_max_attempts: int = Field(default=3, ge=1, le=10)
     provider_retry_base_ms: int = Field(default=200, ge=1)

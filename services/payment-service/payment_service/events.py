@@ -28,8 +28,11 @@ async def publish_payment_completed(session: AsyncSession, payment: Payment) -> 
     await add_event(session, outbox, new_event("payment.completed", PRODUCER, data))
 
 
-async def publish_payment_failed(session: AsyncSession, payment: Payment, reason: str) -> None:
-    data = {**_common(payment), "reason": reason}
+async def publish_payment_failed(
+    session: AsyncSession, payment: Payment, reason: str, attempts_left: int
+) -> None:
+    """A declined card; ``final`` when it was the booking's last allowed attempt (booking ends it)."""
+    data = {**_common(payment), "reason": reason, "attempts_left": attempts_left, "final": attempts_left == 0}
     await add_event(session, outbox, new_event("payment.failed", PRODUCER, data))
 
 

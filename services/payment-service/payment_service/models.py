@@ -30,6 +30,10 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+# Failed payments that were not the card's answer: they never count as declines.
+NOT_A_DECLINE = ("provider_unavailable", "abandoned")
+
+
 def _created() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 

@@ -1,4 +1,4 @@
-"""Refunds: full, once per payment, from the owner, an admin, or a cancelled booking."""
+"""Refunds: full, once per payment, from the owner, an admin, or a booking that ended."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service import repository
+from payment_service.bookings import BookingGateway
 from payment_service.events import publish_payment_refunded
 from payment_service.metrics import REFUNDS
 from payment_service.models import Payment, PaymentStatus
@@ -41,37 +42,64 @@ async def refund_payment(
 
 
 async def request_refund(
-    session: AsyncSession, provider: PaymentProvider, user: Principal, payment_id: uuid.UUID
+    session: AsyncSession,
+    provider: PaymentProvider,
+    bookings: BookingGateway,
+    user: Principal,
+    payment_id: uuid.UUID,
 ) -> Payment:
-    """``POST /payments/{id}/refund``: the owner or an admin; idempotent."""
-    payment = await repository.get_payment(session, payment_id, lock=True)
+    """``POST /payments/{id}/refund``: the owner until the booking's cancellation cut-off, an
+    admin at any time; idempotent."""
+    payment = await repository.get_payment(session, payment_id)
     if payment is None or (payment.user_id != user.user_id and not user.is_admin):
         raise NotFound("Payment not found", code="payment_not_found")
     reason = "requested_by_customer" if payment.user_id == user.user_id else "requested_by_admin"
+    if reason == "requested_by_customer" and payment.status == PaymentStatus.SUCCEEDED:
+        await bookings.check_cancellable(payment.booking_id)
+    locked = await repository.get_payment(session, payment_id, lock=True)
+    assert locked is not None
     try:
-        await refund_payment(session, provider, payment, reason)
+        await refund_payment(session, provider, locked, reason)
     except ProviderUnavailable as exc:
         raise ServiceUnavailable(
             "The payment provider is unavailable; retry", code="provider_unavailable"
         ) from exc
-    return payment
+    return locked
+
+
+# Why a payment that landed on a booking that had ended meanwhile was refunded.
+LATE_PAYMENT_REFUND_REASONS = {
+    "expired": "paid_after_expiry",
+    "payment_after_expiry": "paid_after_expiry",  # from booking-services that still send it
+    "payment_failed": "paid_after_failure",
+}
+
+
+def late_payment_refund_reason(booking_end: str) -> str:
+    """The refund reason of a payment that succeeded after its booking ended for ``booking_end``."""
+    return LATE_PAYMENT_REFUND_REASONS.get(booking_end, "paid_after_cancellation")
+
+
+def cancellation_refund_reason(ended: BookingCancelled) -> str:
+    """A confirmed booking the customer cancelled, or a payment that landed too late."""
+    if ended.refund_required and ended.reason == "user_cancelled":
+        return "user_cancelled"
+    return late_payment_refund_reason(ended.reason)
 
 
 async def refund_cancelled_booking(
-    session: AsyncSession, provider: PaymentProvider, cancelled: BookingCancelled
+    session: AsyncSession, provider: PaymentProvider, ended: BookingCancelled
 ) -> None:
-    """``booking.cancelled``: a cancelled booking keeps no charge.
+    """``booking.cancelled`` / ``booking.expired``: a booking that ended keeps no charge.
 
-    The cancellation is remembered, so a payment still being charged when it
-    arrives is refunded as soon as it succeeds (see ``service.finish_payment``).
+    The end is remembered, so a payment still being charged when it arrives is
+    refunded as soon as it succeeds (see ``service.finish_payment``).
     """
-    await repository.lock_booking(session, cancelled.booking_id)
-    await repository.record_cancelled_booking(
-        session, cancelled.booking_id, cancelled.reason, cancelled.refund_required
-    )
-    payment = await _payment_to_refund(session, cancelled)
+    await repository.lock_booking(session, ended.booking_id)
+    await repository.record_cancelled_booking(session, ended.booking_id, ended.reason, ended.refund_required)
+    payment = await _payment_to_refund(session, ended)
     if payment is not None and payment.status == PaymentStatus.SUCCEEDED:
-        await refund_payment(session, provider, payment, cancelled.reason)
+        await refund_payment(session, provider, payment, cancellation_refund_reason(ended))
 
 
 async def _payment_to_refund(session: AsyncSession, cancelled: BookingCancelled) -> Payment | None:

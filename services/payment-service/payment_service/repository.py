@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service.models import (
+    NOT_A_DECLINE,
     CancelledBooking,
     IdempotencyRecord,
     Payment,
@@ -31,7 +32,7 @@ async def add_payment(session: AsyncSession, payment: Payment) -> Payment:
 async def get_payment(session: AsyncSession, payment_id: uuid.UUID, *, lock: bool = False) -> Payment | None:
     stmt = select(Payment).where(Payment.id == payment_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalars().first()
 
 
@@ -43,6 +44,16 @@ async def succeeded_payment_of_booking(session: AsyncSession, booking_id: uuid.U
         .with_for_update()
     )
     return (await session.execute(stmt)).scalars().first()
+
+
+async def count_declines(session: AsyncSession, booking_id: uuid.UUID) -> int:
+    """How many of the booking's payments the card declined (provider trouble does not count)."""
+    stmt = select(func.count()).where(
+        Payment.booking_id == booking_id,
+        Payment.status == PaymentStatus.FAILED,
+        Payment.failure_reason.not_in(NOT_A_DECLINE),
+    )
+    return int(await session.scalar(stmt) or 0)
 
 
 async def list_payments(

@@ -85,6 +85,6 @@ async def get_payment(payment_id: uuid.UUID, user: CurrentUser, session: Session
 async def refund(
     payment_id: uuid.UUID, user: CurrentUser, session: SessionDep, payments: PaymentsDep
 ) -> PaymentOut:
-    """Refund a succeeded payment in full (owner or admin); refunding again answers the same."""
-    payment = await request_refund(session, payments.provider, user, payment_id)
+    """Refund a succeeded payment in full: the owner until the cancellation cut-off, an admin any time."""
+    payment = await request_refund(session, payments.provider, payments.bookings, user, payment_id)
     return PaymentOut.model_validate(payment)

@@ -12,17 +12,21 @@ from servicekit.events.consumer import EventConsumer, EventHandler
 from servicekit.events.envelope import EventEnvelope
 
 CONSUMER_NAME = "payment-service.events"
-ROUTING_KEYS = ["booking.cancelled"]
+ROUTING_KEYS = ["booking.cancelled", "booking.expired"]
 
 
 def booking_events_handler(runtime: Runtime) -> EventHandler:
-    """Refund the payment of a cancelled booking (inside the consumer's transaction)."""
+    """Refund the payment of a booking that was cancelled or expired (inside the consumer's
+    transaction); a payment that lands on it later is refunded when it succeeds."""
 
     async def handle(session: AsyncSession, event: EventEnvelope) -> None:
-        if event.event_type != "booking.cancelled":
+        if event.event_type == "booking.cancelled":
+            ended = BookingCancelled.model_validate(event.data)
+        elif event.event_type == "booking.expired":
+            ended = BookingCancelled.model_validate({**event.data, "reason": "expired"})
+        else:
             return
-        cancelled = BookingCancelled.model_validate(event.data)
-        await refund_cancelled_booking(session, runtime.state["payments"].provider, cancelled)
+        await refund_cancelled_booking(session, runtime.state["payments"].provider, ended)
 
     return handle
 

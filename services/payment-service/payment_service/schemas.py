@@ -82,10 +82,13 @@ class BookingView(BaseModel):
     total_amount: int
     currency: str
     expires_at: datetime | None = None
+    starts_at: datetime | None = None
+    cancellable_until: datetime | None = None
 
 
 class BookingCancelled(BaseModel):
-    """The ``data`` of a ``booking.cancelled`` event."""
+    """The ``data`` of a ``booking.cancelled`` event (``booking.expired`` is read as one with
+    reason ``expired``): a booking that ended unpaid or was cancelled."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -37,7 +37,7 @@ from payment_service.idempotency import IdempotencyStore, StoredResponse
 from payment_service.metrics import IDEMPOTENT_REPLAYS, PAYMENTS
 from payment_service.models import Payment, PaymentStatus
 from payment_service.providers import ChargeRequest, ChargeResult, PaymentProvider, ProviderUnavailable
-from payment_service.refunds import refund_payment
+from payment_service.refunds import late_payment_refund_reason, refund_payment
 from payment_service.schemas import BookingView, PaymentOut, PaymentRequest
 from servicekit.context import request_id_var
 from servicekit.errors import AppError, Conflict, ServiceUnavailable
@@ -139,6 +139,10 @@ async def _start_payment(
         provider=ctx.provider.name,
     )
     async with ctx.sessionmaker() as session, session.begin():
+        # Under the booking's lock, as finishing a payment is: a decline that is being
+        # recorded right now is counted before another attempt may start.
+        await repository.lock_booking(session, booking.id)
+        await _check_attempts_left(ctx, session, booking.id)
         try:
             async with session.begin_nested():
                 await repository.add_payment(session, payment)
@@ -146,6 +150,15 @@ async def _start_payment(
             raise Conflict("This booking is already paid or being paid", code="booking_already_paid") from exc
         await ctx.idempotency.attach_payment(session, user.user_id, key, payment.id)
     return payment
+
+
+async def _check_attempts_left(ctx: Payments, session: AsyncSession, booking_id: uuid.UUID) -> None:
+    declines = await repository.count_declines(session, booking_id)
+    if declines >= ctx.settings.max_declines_per_booking:
+        raise Conflict(
+            f"This booking's card was declined {declines} times; choose the seats again",
+            code="too_many_declines",
+        )
 
 
 async def _charge(ctx: Payments, payment: Payment, card_number: str | None) -> ChargeResult:
@@ -182,29 +195,39 @@ async def finish_payment(
         await repository.lock_booking(session, payment.booking_id)
         locked = await repository.get_payment(session, payment.id, lock=True)
         assert locked is not None
-        response = await _apply_outcome(session, ctx.provider, locked, result)
+        response = await _apply_outcome(session, ctx, locked, result)
         await ctx.idempotency.complete(session, user_id, key, response)
     return response
 
 
 async def _apply_outcome(
-    session: AsyncSession, provider: PaymentProvider, payment: Payment, result: ChargeResult
+    session: AsyncSession, ctx: Payments, payment: Payment, result: ChargeResult
 ) -> StoredResponse:
     if payment.status != PaymentStatus.PENDING:  # a resumed twin got here first
         return _answer(payment)
     if not result.approved:
-        reason = result.decline_code or "card_declined"
-        _set_status(payment, PaymentStatus.FAILED, failure_reason=reason)
-        await publish_payment_failed(session, payment, reason)
-        PAYMENTS.labels("declined").inc()
-        return _declined(payment, result.message or "The card was declined")
+        return await _decline(session, ctx, payment, result)
     _set_status(payment, PaymentStatus.SUCCEEDED, provider_charge_id=result.charge_id)
     await publish_payment_completed(session, payment)
     PAYMENTS.labels("succeeded").inc()
-    cancelled = await repository.get_cancelled_booking(session, payment.booking_id)
-    if cancelled is not None:  # the booking was cancelled while we charged
-        await refund_payment(session, provider, payment, cancelled.reason)
+    ended = await repository.get_cancelled_booking(session, payment.booking_id)
+    if ended is not None:  # the booking ended (cancelled, expired, failed) while we charged
+        await refund_payment(session, ctx.provider, payment, late_payment_refund_reason(ended.reason))
     return _answer(payment)
+
+
+async def _decline(
+    session: AsyncSession, ctx: Payments, payment: Payment, result: ChargeResult
+) -> StoredResponse:
+    """A declined card: the booking stays payable until its last allowed attempt."""
+    reason = result.decline_code or "card_declined"
+    _set_status(payment, PaymentStatus.FAILED, failure_reason=reason)
+    await session.flush()
+    declines = await repository.count_declines(session, payment.booking_id)
+    attempts_left = max(0, ctx.settings.max_declines_per_booking - declines)
+    await publish_payment_failed(session, payment, reason, attempts_left)
+    PAYMENTS.labels("declined").inc()
+    return _declined(payment, result.message or "The card was declined", attempts_left)
 
 
 def _set_status(payment: Payment, status: PaymentStatus, **values: Any) -> None:
@@ -225,8 +248,10 @@ def _answer(payment: Payment) -> StoredResponse:
     return StoredResponse(201, PaymentOut.model_validate(payment).model_dump(mode="json"))
 
 
-def _declined(payment: Payment, message: str) -> StoredResponse:
-    details = {"payment_id": str(payment.id), "reason": payment.failure_reason}
+def _declined(payment: Payment, message: str, attempts_left: int | None = None) -> StoredResponse:
+    details: dict[str, Any] = {"payment_id": str(payment.id), "reason": payment.failure_reason}
+    if attempts_left is not None:
+        details["attempts_left"] = attempts_left
     return _error(402, "payment_declined", message, details)
 
 

@@ -23,10 +23,13 @@ async def _paid(harness: Harness, user: Any) -> tuple[dict[str, Any], dict[str, 
     return booking, response.json()
 
 
-def _cancelled_event(booking: dict[str, Any], **data: Any) -> dict[str, Any]:
+def _cancelled_event(
+    booking: dict[str, Any], event_type: str = "booking.cancelled", **data: Any
+) -> dict[str, Any]:
+    """A booking.cancelled event (or, with ``event_type``, booking.expired: the fields payment reads)."""
     return {
         "event_id": str(uuid.uuid4()),
-        "event_type": "booking.cancelled",
+        "event_type": event_type,
         "occurred_at": datetime.now(UTC).isoformat(),
         "producer": "booking-service",
         "version": 1,
@@ -91,21 +94,32 @@ async def test_a_failed_payment_cannot_be_refunded(harness: Harness) -> None:
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "payment_not_refundable"
 
 
-@pytest.mark.parametrize("reason", ["user_cancelled", "payment_after_expiry"])
-async def test_booking_cancelled_refunds_the_payment_exactly_once(harness: Harness, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("event_type", "data", "refund_reason"),
+    [
+        ("booking.cancelled", {"reason": "user_cancelled"}, "user_cancelled"),
+        ("booking.cancelled", {"reason": "user_cancelled", "refund_required": False}, "paid_after_cancellation"),
+        ("booking.cancelled", {"reason": "payment_after_expiry"}, "paid_after_expiry"),
+        ("booking.expired", {"movie_title": "The Test Reel"}, "paid_after_expiry"),
+    ],
+)
+async def test_a_booking_that_ended_refunds_its_payment_exactly_once_saying_why(
+    harness: Harness, event_type: str, data: dict[str, Any], refund_reason: str
+) -> None:
     user = harness.caller()
     booking, payment = await _paid(harness, user)
-    duplicates = EVENTS_CONSUMED.labels("payment-service", "booking.cancelled", "duplicate")
+    duplicates = EVENTS_CONSUMED.labels("payment-service", event_type, "duplicate")
     seen_before = duplicates._value.get()
-    event = _cancelled_event(booking, payment_id=payment["id"], reason=reason)
-    second = _cancelled_event(booking, payment_id=payment["id"], reason=reason)  # booking said it twice
+    named = {} if event_type == "booking.expired" else {"payment_id": payment["id"]}
+    event = _cancelled_event(booking, event_type=event_type, **named, **data)
+    second = _cancelled_event(booking, event_type=event_type, **named, **data)  # booking said it twice
     for message in (event, event, second):
-        await harness.spy.publish("booking.cancelled", message)
+        await harness.spy.publish(event_type, message)
     await harness.delivered("payment.refunded", booking["id"])
     await wait_until(lambda: _consumed(harness, [event["event_id"], second["event_id"]]), what="both events")
     await wait_until(_more_than(duplicates, seen_before), what="the redelivered event skipped")
     [db_payment] = await harness.payments_of(booking["id"])
-    assert db_payment.status == "refunded" and db_payment.refund_reason == reason
+    assert db_payment.status == "refunded" and db_payment.refund_reason == refund_reason
     assert await harness.refunds(db_payment.provider_charge_id) == 1
     assert len(await harness.outbox_events("payment.refunded", booking["id"])) == 1
 
@@ -124,7 +138,7 @@ async def test_a_cancel_that_races_the_charge_refunds_it_as_soon_as_it_succeeds(
     response = await paying
     assert response.status_code == 409 and response.json()["error"]["code"] == "booking_cancelled"
     [db_payment] = await harness.payments_of(booking["id"])
-    assert db_payment.status == "refunded"
+    assert (db_payment.status, db_payment.refund_reason) == ("refunded", "paid_after_cancellation")
     assert await harness.charges(booking["id"]) == 1
     assert await harness.refunds(db_payment.provider_charge_id) == 1
     await harness.delivered("payment.refunded", booking["id"])
