@@ -2,7 +2,8 @@
 # The same flow as scripts/e2e_test.sh:
 #
 #   health of all five -> register -> login -> browse movies -> pick a future showtime
-#   -> book two available seats -> pay (test card 4242 4242 4242 4242) -> booking confirmed,
+#   -> book two available seats -> a declined card (402, still payable) -> pay with another
+#   (test card 4242 4242 4242 4242) -> booking confirmed,
 #   tickets notification recorded, mail delivered -> list bookings -> cancel -> refund
 #   (payment refunded, booking cancelled) -> the two seats are available again.
 #
@@ -24,6 +25,7 @@ $Username = "e2e$RunId"
 $Email = "$Username@example.com"
 $Password = "E2e-Flow-Pass-$(Get-Random -Maximum 100000)-42"
 $Card = "4242424242424242"
+$DeclinedCard = "4000000000000002"
 $State = @{ Token = $null; ShowtimeId = $null; Seats = @(); BookingId = $null; PaymentId = $null }
 $Counts = @{ Passed = 0; Failed = 0; Skipped = 0 }
 $script:Broken = $false
@@ -149,7 +151,7 @@ Invoke-Step "browse movies" {
 Invoke-Step "pick a future showtime with two free seats" {
     $response = Invoke-Api GET "/api/movies/showtimes?limit=100"
     Assert-Status $response 200
-    $soon = [DateTimeOffset]::UtcNow.AddMinutes(30)
+    $soon = [DateTimeOffset]::UtcNow.AddMinutes(90)  # well before the 30-minute cancellation cut-off
     foreach ($showtime in $response.Body.items) {
         if ((ConvertTo-Instant $showtime.starts_at) -le $soon) { continue }
         $State.ShowtimeId = $showtime.id
@@ -174,7 +176,17 @@ Invoke-Step "book two seats (pending)" {
     throw "five 409s in a row"
 }
 
-Invoke-Step "pay with card 4242 4242 4242 4242" {
+Invoke-Step "a declined card (4000 0000 0000 0002): 402, the booking stays payable" {
+    $response = Invoke-Api POST "/api/payments/process" -Headers @{ "Idempotency-Key" = "e2e-declined-$RunId" } -Json @{
+        booking_id = $State.BookingId; payment_method = "credit_card"; card_number = $DeclinedCard
+    }
+    Assert-Status $response 402
+    if ($response.Body.error.code -ne "payment_declined") { throw "not a decline: $($response.Text)" }
+    if ($response.Body.error.details.attempts_left -lt 1) { throw "no attempts left: $($response.Text)" }
+    if ((Get-BookingStatus) -ne "pending") { throw "the booking is no longer payable after one decline" }
+}
+
+Invoke-Step "pay with another card, 4242 4242 4242 4242" {
     $response = Invoke-Api POST "/api/payments/process" -Headers @{ "Idempotency-Key" = "e2e-$RunId" } -Json @{
         booking_id = $State.BookingId; payment_method = "credit_card"; card_number = $Card
     }

@@ -3,7 +3,8 @@
 # docker compose up, or the system scripts/test.sh starts):
 #
 #   health of all five -> register -> login -> browse movies -> pick a future showtime
-#   -> book two available seats -> pay (test card 4242 4242 4242 4242) -> booking confirmed,
+#   -> book two available seats -> a declined card (402, still payable) -> pay with another
+#   (test card 4242 4242 4242 4242) -> booking confirmed,
 #   tickets notification recorded, mail delivered -> list bookings -> cancel -> refund
 #   (payment refunded, booking cancelled) -> the two seats are available again.
 #
@@ -24,6 +25,7 @@ BASE_URL="${BASE_URL%/}"
 MAIL_DIR="${MAIL_DIR:-var/local/mail}"
 E2E_WAIT="${E2E_WAIT:-45}"
 CARD="4242424242424242"
+DECLINED_CARD="4000000000000002"
 PASSWORD="E2e-Flow-Pass-$RANDOM-42"
 RUN_ID="$(date +%s)$RANDOM"
 USERNAME="e2e${RUN_ID}"
@@ -149,11 +151,12 @@ browse_movies() {
 }
 
 pick_showtime() {
-  # A showtime starting at least 30 minutes from now with two available seats.
+  # A showtime starting at least 90 minutes from now (well before the 30-minute cancellation
+  # cut-off) with two available seats.
   api GET "/api/movies/showtimes?limit=100"
   expect_status 200 || return 1
   local candidates id
-  candidates="$(json '" ".join(s["id"] for s in d["items"] if __import__("datetime").datetime.fromisoformat(s["starts_at"].replace("Z", "+00:00")).timestamp() > now.timestamp() + 1800)')"
+  candidates="$(json '" ".join(s["id"] for s in d["items"] if __import__("datetime").datetime.fromisoformat(s["starts_at"].replace("Z", "+00:00")).timestamp() > now.timestamp() + 5400)')"
   for id in $candidates; do
     api GET "/api/movies/showtimes/$id/seats"
     [[ "$STATUS" == 200 ]] || continue
@@ -186,6 +189,17 @@ book_two_seats() {
   done
   echo "      five 409s in a row"
   return 1
+}
+
+pay_declined() {
+  # A declined card answers 402 with the attempts left, and the booking stays payable.
+  api_json POST /api/payments/process \
+    "{\"booking_id\":\"$BOOKING_ID\",\"payment_method\":\"credit_card\",\"card_number\":\"$DECLINED_CARD\"}" \
+    -H "Idempotency-Key: e2e-declined-$RUN_ID"
+  expect_status 402 && [[ "$(json 'd["error"]["code"]')" == payment_declined ]] || { echo "      $BODY"; return 1; }
+  echo "      declined, attempts left: $(json 'd["error"]["details"]["attempts_left"]')"
+  [[ "$(json 'd["error"]["details"]["attempts_left"] > 0')" == True ]] || return 1
+  booking_is pending || { echo "      after the decline: HTTP $STATUS ${BODY:0:300}"; return 1; }
 }
 
 pay() {
@@ -264,7 +278,8 @@ step "log in (token) and verify it" login
 step "browse movies" browse_movies
 step "pick a future showtime with two free seats" pick_showtime
 step "book two seats (pending)" book_two_seats
-step "pay with card 4242 4242 4242 4242" pay
+step "a declined card (4000 0000 0000 0002): 402, the booking stays payable" pay_declined
+step "pay with another card, 4242 4242 4242 4242" pay
 step "booking confirmed" wait_confirmed
 step "tickets notification recorded as sent" wait_notification
 step "tickets mail delivered to $EMAIL" wait_mail

@@ -11,6 +11,7 @@ import os
 import random
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ async def register(api: httpx.AsyncClient) -> dict[str, Any]:
 
 async def book_two_seats(api: httpx.AsyncClient, user: dict[str, Any]) -> dict[str, Any]:
     """A pending booking of two available seats of some upcoming showtime (retries on a race)."""
-    showtimes = (await api.get("/api/movies/showtimes", params={"limit": 50})).json()["items"]
+    listed = (await api.get("/api/movies/showtimes", params={"limit": 100})).json()["items"]
+    later = datetime.now(UTC) + timedelta(hours=2)  # cancellable: well before the cut-off
+    showtimes = [s for s in listed if datetime.fromisoformat(s["starts_at"]) > later]
     for _ in range(10):
         showtime = random.choice(showtimes)
         seat_map = (await api.get(f"/api/movies/showtimes/{showtime['id']}/seats")).json()

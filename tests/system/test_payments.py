@@ -11,6 +11,7 @@ import os
 import random
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,7 +42,9 @@ async def register(api: httpx.AsyncClient) -> dict[str, Any]:
 
 async def book_two_seats(api: httpx.AsyncClient, user: dict[str, Any]) -> dict[str, Any]:
     """A pending booking of two available seats of some upcoming showtime (retries on a race)."""
-    showtimes = (await api.get("/api/movies/showtimes", params={"limit": 50})).json()["items"]
+    listed = (await api.get("/api/movies/showtimes", params={"limit": 100})).json()["items"]
+    later = datetime.now(UTC) + timedelta(hours=2)  # cancellable: well before the cut-off
+    showtimes = [s for s in listed if datetime.fromisoformat(s["starts_at"]) > later]
     for _ in range(10):
         showtime = random.choice(showtimes)
         seat_map = (await api.get(f"/api/movies/showtimes/{showtime['id']}/seats")).json()
@@ -100,19 +103,6 @@ async def test_book_pay_confirm_cancel_refund_and_the_seats_are_free_again(api: 
     refunded = await wait_for_status(api, user, f"/api/payments/payments/{payment['id']}", "refunded")
     assert refunded["refund_reason"] == "user_cancelled"
     await wait_for_status(api, user, f"/api/bookings/bookings/{booking['id']}", "cancelled")
-
-    async def seats_free() -> bool:
-        return await seat_statuses(api, booking) == {"available"}
-
-    await wait_until(seats_free, within=15, what="the seats available again")
-
-
-async def test_a_declined_card_fails_the_booking_and_frees_its_seats(api: httpx.AsyncClient) -> None:
-    user = await register(api)
-    booking = await book_two_seats(api, user)
-    declined = await pay(api, user, booking["id"], f"sys-{uuid.uuid4().hex}", card_number="4000000000000002")
-    assert declined.status_code == 402 and declined.json()["error"]["details"]["reason"] == "card_declined"
-    await wait_for_status(api, user, f"/api/bookings/bookings/{booking['id']}", "failed")
 
     async def seats_free() -> bool:
         return await seat_statuses(api, booking) == {"available"}

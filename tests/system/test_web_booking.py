@@ -235,9 +235,16 @@ async def test_two_sessions_race_for_one_seat_and_the_loser_is_told(
     assert "/checkout/" not in loser.url
     await screenshot(loser, "seat-taken.png")
 
-    # The winner's card is declined: a readable message, and the seat returns to the loser's live map.
+    # The winner's card is declined: the seat stays held while attempts are left (the form stays
+    # open); the last allowed decline releases it, and it returns to the loser's live map.
+    for left in ("2 attempts left", "1 attempt left"):
+        await winner.get_by_label("Card number").fill(DECLINED_CARD)
+        await winner.get_by_role("button", name=re.compile("^Pay ")).click()
+        await expect(winner.get_by_role("alert")).to_contain_text(f"still held: try another card ({left})")
+        await expect(winner.get_by_role("button", name=re.compile("^Pay "))).to_be_enabled()
+    await expect(seat(loser, wanted)).to_have_attribute("data-status", "held")
     await winner.get_by_label("Card number").fill(DECLINED_CARD)
     await winner.get_by_role("button", name=re.compile("^Pay ")).click()
-    await expect(winner.get_by_role("alert")).to_contain_text("Payment declined: The card was declined")
+    await expect(winner.get_by_role("alert")).to_contain_text("That was the last attempt for this booking")
     await expect(seat(loser, wanted)).to_have_attribute("data-status", "available", timeout=SLOW)
     assert desktop_errors == [] and phone_errors == []

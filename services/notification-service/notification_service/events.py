@@ -81,6 +81,9 @@ class PaymentOutcome(EventData):
     amount: int
     currency: str
     reason: str | None = None
+    # payment.failed: attempts the booking still allows, and whether this decline ended it.
+    attempts_left: int | None = None
+    final: bool | None = None
 
 
 UserEvent = UserRegistered | EventData

@@ -42,6 +42,33 @@ def format_time(value: str | datetime | None, time_zone: str | None = None) -> s
     return moment.astimezone(zone).strftime(f"%a %d %b %Y, %H:%M ({time_zone})")
 
 
+# Why a booking was cancelled (booking.cancelled) and why a payment was refunded (payment.refunded),
+# as the customer reads it. An unknown reason says nothing rather than something wrong.
+CANCEL_REASONS = {
+    "user_cancelled": "You cancelled this booking.",
+    "refund_requested": "It was cancelled because you asked for your payment back.",
+    "refunded_by_admin": "The cinema refunded your payment and cancelled it.",
+    "payment_after_expiry": "Your payment arrived after the seat hold had expired; the seats were released.",
+}
+REFUND_REASONS = {
+    "user_cancelled": "You cancelled the booking.",
+    "requested_by_customer": "You asked for a refund.",
+    "requested_by_admin": "The cinema refunded it.",
+    "paid_after_cancellation": "The booking had been cancelled before your payment went through.",
+    "paid_after_expiry": "Your seat hold had expired before your payment went through.",
+    "paid_after_failure": "The booking had already been released before your payment went through.",
+    "payment_after_expiry": "Your seat hold had expired before your payment went through.",
+}
+
+
+def cancel_reason(reason: str | None) -> str:
+    return CANCEL_REASONS.get(reason or "", "")
+
+
+def refund_reason(reason: str | None) -> str:
+    return REFUND_REASONS.get(reason or "", "")
+
+
 def booking_reference(booking_id: str) -> str:
     """The short reference printed on tickets: the booking id's first 8 characters."""
     return str(booking_id).replace("-", "")[:8].upper()
@@ -58,7 +85,13 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(money=format_money, when=format_time, reference=booking_reference)
+        self.env.filters.update(
+            money=format_money,
+            when=format_time,
+            reference=booking_reference,
+            cancel_reason=cancel_reason,
+            refund_reason=refund_reason,
+        )
 
     def _part(self, template: str, suffix: str, context: dict[str, Any]) -> str:
         return self.env.get_template(f"{template}.{suffix}").render(**context)

@@ -98,7 +98,11 @@ async def test_a_failed_payment_cannot_be_refunded(harness: Harness) -> None:
     ("event_type", "data", "refund_reason"),
     [
         ("booking.cancelled", {"reason": "user_cancelled"}, "user_cancelled"),
-        ("booking.cancelled", {"reason": "user_cancelled", "refund_required": False}, "paid_after_cancellation"),
+        (
+            "booking.cancelled",
+            {"reason": "user_cancelled", "refund_required": False},
+            "paid_after_cancellation",
+        ),
         ("booking.cancelled", {"reason": "payment_after_expiry"}, "paid_after_expiry"),
         ("booking.expired", {"movie_title": "The Test Reel"}, "paid_after_expiry"),
     ],

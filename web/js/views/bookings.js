@@ -54,7 +54,8 @@ async function cancel(booking, button, message, reload) {
     show(message, "success", `Booking ${bookingReference(booking)} was cancelled.${refund}`);
     await reload().catch(() => {});
   } catch (error) {
-    show(message, "error", `Could not cancel: ${error.message}`);
+    const why = error.code === "cancellation_closed" ? `${error.message}. Please ask the cinema.` : error.message;
+    show(message, "error", `Could not cancel: ${why}`);
     button.disabled = false;
   }
 }

@@ -83,14 +83,23 @@ function paymentForm(booking, message, navigate) {
       if (error.code === "booking_already_paid") return navigate(`/bookings/${booking.id}`, { replace: true });
       if (!unknownOutcome(error)) attempt = null;
       show(message, "error", paymentError(error));
-      if (error.status === 402 || (error.status === 409 && !unknownOutcome(error))) return closeCheckout(form, message, booking);
+      if (stillPayable(error)) {
+        card.value = "";
+        card.focus();
+      } else if (error.status === 402 || (error.status === 409 && !unknownOutcome(error))) {
+        return closeCheckout(form, message, booking);
+      }
       button.disabled = false;
     }
   });
   return form;
 }
 
-/** A declined card fails the booking and frees its seats: offer to pick seats again. */
+/** A declined card leaves the seats held until the booking's last allowed attempt. */
+const attemptsLeft = (error) => Number(error.details?.attempts_left ?? 0);
+const stillPayable = (error) => error.status === 402 && attemptsLeft(error) > 0;
+
+/** The last declined card (or a booking that cannot be paid) frees the seats: offer to pick seats again. */
 function closeCheckout(form, message, booking) {
   form.dataset.closed = "true";
   for (const control of form.elements) control.disabled = true;
@@ -105,7 +114,11 @@ const firstProblem = (error) =>
 
 function paymentError(error) {
   if (error.status === 401) return "Your session has ended. Please log in again, then pay from My bookings.";
-  if (error.status === 402) return `Payment declined: ${error.message}. Your seats were released; choose them again to try another card.`;
+  if (stillPayable(error)) {
+    const left = attemptsLeft(error);
+    return `Payment declined: ${error.message}. Your seats are still held: try another card (${left} attempt${left === 1 ? "" : "s"} left).`;
+  }
+  if (error.status === 402) return `Payment declined: ${error.message}. That was the last attempt for this booking, so the seats were released; choose them again to book.`;
   if (error.code === "booking_expired") return "Your hold has expired and the seats were released. Please choose your seats again.";
   if (error.status === 409 && !unknownOutcome(error)) return `This booking can no longer be paid: ${error.message}`;
   if (error.status === 422) return `Please check the card number: ${firstProblem(error)}.`;

@@ -49,11 +49,17 @@ const HEADINGS = {
   failed: "Payment failed",
 };
 
+const CANCEL_REASONS = {
+  user_cancelled: "You cancelled this booking. Any payment for it is refunded.",
+  refund_requested: "This booking was cancelled because its payment was refunded at your request.",
+  refunded_by_admin: "The cinema refunded your payment and cancelled this booking.",
+  payment_after_expiry: "The payment arrived after the hold expired; it is being refunded.",
+};
+
 function statusExplanation(booking) {
   if (booking.status === "expired") return "The hold expired before the payment arrived; the seats were released.";
-  if (booking.status === "failed") return "The payment did not go through, so the seats were released.";
-  if (booking.cancel_reason === "payment_after_expiry") return "The payment arrived after the hold expired; it is being refunded.";
-  return "This booking was cancelled.";
+  if (booking.status === "failed") return "The card was declined too many times, so the seats were released.";
+  return CANCEL_REASONS[booking.cancel_reason] || "This booking was cancelled.";
 }
 
 function details(booking) {
