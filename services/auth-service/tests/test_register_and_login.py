@@ -122,6 +122,40 @@ async def test_sixth_quick_failed_login_is_429_with_retry_after(
     assert sixth.json()["error"]["code"] == "too_many_requests"
 
 
+async def _attempt(client: httpx.AsyncClient, identifier: str, password: str) -> int:
+    # A new address for every try: a 429 here is the account's lock, never the address's.
+    address = {"X-Real-IP": f"192.0.2.{uuid.uuid4().int % 250}"}
+    data = {"username": identifier, "password": password}
+    return (await client.post("/token", data=data, headers=address)).status_code
+
+
+async def test_a_locked_account_is_locked_whichever_identifier_is_used(
+    client: httpx.AsyncClient, register: Builder
+) -> None:
+    user = await register()
+    spellings = [user["username"], user["email"].upper(), user["username"].upper(), user["email"]]
+    failures = [await _attempt(client, i, "Wrong-pass-1") for i in [*spellings, user["username"]]]
+    assert failures == [401] * 5  # five failures of one account, under four spellings
+    for identifier in spellings:
+        assert await _attempt(client, identifier, PASSWORD) == 429, identifier
+
+
+async def test_a_successful_login_clears_the_account_count_for_every_identifier(
+    client: httpx.AsyncClient, register: Builder
+) -> None:
+    user = await register()
+    assert [await _attempt(client, user["email"], "Wrong-pass-1") for _ in range(4)] == [401] * 4
+    assert await _attempt(client, user["username"], PASSWORD) == 200
+    assert [await _attempt(client, user["email"], "Wrong-pass-1") for _ in range(4)] == [401] * 4
+
+
+async def test_an_unknown_name_is_locked_like_an_account(client: httpx.AsyncClient) -> None:
+    """No oracle: a name that is nobody's gets the same 401s, then the same 429."""
+    ghost = "ghost" + uuid.uuid4().hex[:8]
+    statuses = [await _attempt(client, ghost, "Wrong-pass-1") for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+
+
 async def test_many_failures_from_one_address_are_throttled_across_accounts() -> None:
     from auth_service.config import AuthSettings
     from auth_service.main import create_app
