@@ -75,6 +75,41 @@ async def test_bad_registration_is_422(
     assert error["code"] == "validation_error" and field in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("password", "named"),
+    [
+        ("{username}", "username"),  # the same as the username
+        ("My-{USERNAME}-42", "username"),  # contains it, in another case
+        ("Secret-{local}-9", "email"),  # contains the email's local part
+    ],
+)
+async def test_a_password_with_the_username_or_email_name_in_it_is_422(
+    client: httpx.AsyncClient, password: str, named: str
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    username, local = f"fan{suffix}", f"mail{suffix}"
+    body = {
+        "email": f"{local}@example.com",
+        "username": username,
+        "password": password.format(username=username, USERNAME=username.upper(), local=local),
+    }
+    response = await client.post("/register", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"].startswith("password:") and named in error["message"]
+
+
+async def test_an_email_name_shorter_than_three_characters_is_not_looked_for(
+    client: httpx.AsyncClient,
+) -> None:
+    """A local part like "jo" would refuse every password with "jo" in it: under 3 characters, skipped."""
+    suffix = uuid.uuid4().hex[:8]
+    body = {"email": f"jo@{suffix}.example.com", "username": f"fan{suffix}", "password": "Jolly-Good-42"}
+    response = await client.post("/register", json=body)
+    assert response.status_code == 201, response.text
+
+
 async def test_malformed_json_is_422_not_500(
     client: httpx.AsyncClient, register: Builder, login: Builder
 ) -> None:
