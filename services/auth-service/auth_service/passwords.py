@@ -31,6 +31,22 @@ def password_problem(password: str) -> str | None:
     return None
 
 
+# Shorter names are not looked for in a password: a one- or two-letter email local part
+# ("jo@...") would refuse most passwords and protects nothing. Usernames are 3+ anyway.
+PERSONAL_PART_MIN_LENGTH = 3
+
+
+def personal_password_problem(password: str, username: str | None, email: str | None) -> str | None:
+    """Why a password is unacceptable for this account (it contains the account's own
+    username or email local part, case-insensitively), or None."""
+    lowered = password.casefold()
+    local_part = email.rpartition("@")[0] if email else None
+    for part, what in ((username, "your username"), (local_part, "the part of your email before @")):
+        if part and len(part) >= PERSONAL_PART_MIN_LENGTH and part.casefold() in lowered:
+            return f"password must not contain {what}"
+    return None
+
+
 class PasswordService:
     """Hashes and verifies in a worker thread so the event loop never blocks."""
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
-from auth_service.passwords import password_problem
+from auth_service.passwords import password_problem, personal_password_problem
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
 
@@ -24,14 +24,21 @@ class RegisterRequest(BaseModel):
 
     email: EmailStr = Field(max_length=254)
     username: str = Field(pattern=USERNAME_PATTERN, description="3-32 letters, digits, _ . -")
-    password: str = Field(min_length=8, max_length=128)
+    password: str = Field(
+        min_length=8,
+        max_length=128,
+        description="Not a common password; must not contain the username or the email's local part",
+    )
     full_name: str | None = Field(default=None, max_length=100)
     phone_number: str | None = Field(default=None, pattern=r"^\+?[0-9 ()-]{6,20}$")
 
     @field_validator("password")
     @classmethod
-    def _strong_enough(cls, value: str) -> str:
-        problem = password_problem(value)
+    def _strong_enough(cls, value: str, info: ValidationInfo) -> str:
+        # email and username are declared above, so they are in info.data when they were valid.
+        problem = password_problem(value) or personal_password_problem(
+            value, info.data.get("username"), info.data.get("email")
+        )
         if problem:
             raise ValueError(problem)
         return value

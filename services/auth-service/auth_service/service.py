@@ -14,7 +14,7 @@ from auth_service.events import publish_user_registered
 from auth_service.models import User
 from auth_service.passwords import PasswordService
 from auth_service.schemas import RegisterRequest, TokenResponse
-from auth_service.throttle import LoginThrottle
+from auth_service.throttle import LoginThrottle, login_subject
 from auth_service.tokens import create_access_token, digest, new_refresh_token
 from servicekit.errors import Conflict, Unauthorized
 
@@ -62,15 +62,20 @@ async def login(
     throttle: LoginThrottle,
     credentials: tuple[str, str, str],
 ) -> TokenResponse:
-    """Password login by username or email. Same 401 whether the user exists or not."""
+    """Password login by username or email. Same 401 whether the user exists or not.
+
+    Failures count against the account (any identifier of it, any case) and the address;
+    the lookup comes first so that a locked account is locked whichever name is typed.
+    """
     identifier, password, client_ip = credentials
-    await throttle.check(identifier, client_ip)
     user = await repository.find_user_by_login(session, identifier)
+    subject = login_subject(user.id if user else None, identifier)
+    await throttle.check(subject, client_ip)
     valid = await passwords.verify(user.password_hash if user else None, password)
     if not valid or user is None or not user.is_active:
-        await throttle.record_failure(identifier, client_ip)
+        await throttle.record_failure(subject, client_ip)
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
-    await throttle.reset(identifier)
+    await throttle.reset(subject)
     return await issue_tokens(session, settings, user)
 
 

@@ -75,6 +75,41 @@ async def test_bad_registration_is_422(
     assert error["code"] == "validation_error" and field in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("password", "named"),
+    [
+        ("{username}", "username"),  # the same as the username
+        ("My-{USERNAME}-42", "username"),  # contains it, in another case
+        ("Secret-{local}-9", "email"),  # contains the email's local part
+    ],
+)
+async def test_a_password_with_the_username_or_email_name_in_it_is_422(
+    client: httpx.AsyncClient, password: str, named: str
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    username, local = f"fan{suffix}", f"mail{suffix}"
+    body = {
+        "email": f"{local}@example.com",
+        "username": username,
+        "password": password.format(username=username, USERNAME=username.upper(), local=local),
+    }
+    response = await client.post("/register", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"].startswith("password:") and named in error["message"]
+
+
+async def test_an_email_name_shorter_than_three_characters_is_not_looked_for(
+    client: httpx.AsyncClient,
+) -> None:
+    """A local part like "jo" would refuse every password with "jo" in it: under 3 characters, skipped."""
+    suffix = uuid.uuid4().hex[:8]
+    body = {"email": f"jo@{suffix}.example.com", "username": f"fan{suffix}", "password": "Jolly-Good-42"}
+    response = await client.post("/register", json=body)
+    assert response.status_code == 201, response.text
+
+
 async def test_malformed_json_is_422_not_500(
     client: httpx.AsyncClient, register: Builder, login: Builder
 ) -> None:
@@ -120,6 +155,40 @@ async def test_sixth_quick_failed_login_is_429_with_retry_after(
     assert sixth.status_code == 429
     assert int(sixth.headers["retry-after"]) > 0
     assert sixth.json()["error"]["code"] == "too_many_requests"
+
+
+async def _attempt(client: httpx.AsyncClient, identifier: str, password: str) -> int:
+    # A new address for every try: a 429 here is the account's lock, never the address's.
+    address = {"X-Real-IP": f"192.0.2.{uuid.uuid4().int % 250}"}
+    data = {"username": identifier, "password": password}
+    return (await client.post("/token", data=data, headers=address)).status_code
+
+
+async def test_a_locked_account_is_locked_whichever_identifier_is_used(
+    client: httpx.AsyncClient, register: Builder
+) -> None:
+    user = await register()
+    spellings = [user["username"], user["email"].upper(), user["username"].upper(), user["email"]]
+    failures = [await _attempt(client, i, "Wrong-pass-1") for i in [*spellings, user["username"]]]
+    assert failures == [401] * 5  # five failures of one account, under four spellings
+    for identifier in spellings:
+        assert await _attempt(client, identifier, PASSWORD) == 429, identifier
+
+
+async def test_a_successful_login_clears_the_account_count_for_every_identifier(
+    client: httpx.AsyncClient, register: Builder
+) -> None:
+    user = await register()
+    assert [await _attempt(client, user["email"], "Wrong-pass-1") for _ in range(4)] == [401] * 4
+    assert await _attempt(client, user["username"], PASSWORD) == 200
+    assert [await _attempt(client, user["email"], "Wrong-pass-1") for _ in range(4)] == [401] * 4
+
+
+async def test_an_unknown_name_is_locked_like_an_account(client: httpx.AsyncClient) -> None:
+    """No oracle: a name that is nobody's gets the same 401s, then the same 429."""
+    ghost = "ghost" + uuid.uuid4().hex[:8]
+    statuses = [await _attempt(client, ghost, "Wrong-pass-1") for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
 
 
 async def test_many_failures_from_one_address_are_throttled_across_accounts() -> None:

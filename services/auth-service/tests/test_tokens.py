@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -59,7 +60,8 @@ def _alg_none(token: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "forge", ["tampered", "alg_none", "expired", "wrong_aud", "wrong_iss", "wrong_key", "refresh_typ"]
+    "forge",
+    ["tampered", "alg_none", "expired", "wrong_aud", "wrong_iss", "wrong_key", "refresh_typ", "future_iat"],
 )
 async def test_bad_tokens_are_401(
     client: httpx.AsyncClient, settings: AuthSettings, register: Builder, login: Builder, forge: str
@@ -74,6 +76,8 @@ async def test_bad_tokens_are_401(
         "wrong_iss": lambda: mint_token(settings, iss="evil-issuer"),
         "wrong_key": lambda: mint_token(settings.model_copy(update={"jwt_secret": _secret("x" * 40)})),
         "refresh_typ": lambda: mint_token(settings, typ="refresh"),
+        # issued ten minutes from now (valid for 15), far past the allowed clock skew
+        "future_iat": lambda: mint_token(settings, iat=int(time.time()) + 600),
     }[forge]()
     response = await client.get("/verify", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401, forge

@@ -59,6 +59,9 @@ class ServiceSettings(BaseSettings):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "movie-booking-auth"
     jwt_audience: str = "movie-booking"
+    # How far in the future a token's `iat` may lie (clocks of issuer and verifier drift a
+    # little); a token issued later than that is refused as forged or from a broken clock.
+    jwt_clock_skew_seconds: int = Field(default=30, ge=0)
 
     internal_token: SecretStr = SecretStr(DEV_INTERNAL_TOKEN)
     http_timeout_seconds: float = Field(default=2.0, gt=0)

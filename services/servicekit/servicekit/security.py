@@ -45,8 +45,13 @@ class Principal:
         return "admin" in self.roles
 
 
-def decode_token(token: str, settings: ServiceSettings, token_type: str) -> dict[str, Any]:
-    """Verify signature (pinned algorithm), exp, iss, aud and the token type; return claims."""
+def decode_token(
+    token: str, settings: ServiceSettings, token_type: str, now: float | None = None
+) -> dict[str, Any]:
+    """Verify signature (pinned algorithm), exp, iat, iss, aud and the token type; return claims.
+
+    ``now`` (epoch seconds, default the wall clock) is the moment ``iat`` is checked against.
+    """
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -60,7 +65,21 @@ def decode_token(token: str, settings: ServiceSettings, token_type: str) -> dict
         raise Unauthorized("Invalid or expired token") from exc
     if claims.get("typ") != token_type:
         raise Unauthorized("Invalid or expired token")
+    if not _issued_by(claims, time.time() if now is None else now, settings.jwt_clock_skew_seconds):
+        raise Unauthorized("Invalid or expired token")
     return claims
+
+
+def _issued_by(claims: dict[str, Any], now: float, skew_seconds: int) -> bool:
+    """``iat`` is a number no later than ``now`` plus the allowed clock skew.
+
+    python-jose only checks that ``iat`` is an integer (and takes ``True`` for one), so a
+    token "issued" in the future, by a forger or an issuer with a wrong clock, would pass.
+    """
+    issued_at = claims.get("iat")
+    if isinstance(issued_at, bool) or not isinstance(issued_at, int | float):
+        return False
+    return issued_at <= now + skew_seconds
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -81,7 +100,8 @@ class AccessTokens:
     A client sends the same token with every request until it expires; checking its
     signature and claims again each time was a tenth of a booking's CPU. A remembered
     token is only trusted until its own ``exp`` (checked at every use), and the memory
-    is bounded (least recently used out first). Invalid tokens are never remembered.
+    is bounded (least recently used out first). Invalid tokens (an ``iat`` in the future
+    included) are never remembered.
     """
 
     def __init__(
@@ -96,7 +116,7 @@ class AccessTokens:
         known = self._verified.get(token)
         if known is not None and known[1] > self._clock():
             return known[0]
-        claims = decode_token(token, self._settings, ACCESS_TOKEN_TYPE)
+        claims = decode_token(token, self._settings, ACCESS_TOKEN_TYPE, now=self._clock())
         principal = principal_from_claims(claims)
         self._verified.put(token, (principal, float(claims["exp"])), 1)
         return principal

@@ -54,3 +54,35 @@ def test_invalid_tokens_are_never_remembered() -> None:
             tokens.principal(forged)
     with pytest.raises(Unauthorized):
         tokens.principal(_token(settings, expires_in=60, typ="refresh"))
+
+
+def test_a_token_issued_in_the_future_is_refused_and_not_remembered() -> None:
+    settings = ServiceSettings(jwt_clock_skew_seconds=30)
+    now = [time.time()]
+    tokens = AccessTokens(settings, clock=lambda: now[0])
+    from_the_future = _token(settings, expires_in=3600, iat=int(now[0]) + 120)
+    for _ in range(2):  # the refusal is not cached as good between the two tries
+        with pytest.raises(Unauthorized):
+            tokens.principal(from_the_future)
+    now[0] += 120  # the verifier's clock reaches the token's iat: now it is valid
+    assert tokens.principal(from_the_future).username == "ann"
+
+
+def test_an_iat_within_the_clock_skew_is_accepted() -> None:
+    settings = ServiceSettings(jwt_clock_skew_seconds=30)
+    tokens = AccessTokens(settings)
+    assert tokens.principal(_token(settings, expires_in=60, iat=int(time.time()) + 10)).username == "ann"
+
+
+@pytest.mark.parametrize("iat", [None, "soon", True], ids=["missing", "text", "bool"])
+def test_a_token_without_a_numeric_iat_is_refused(iat: object) -> None:
+    settings = ServiceSettings()
+    token = _token(settings, expires_in=60)
+    claims = jwt.get_unverified_claims(token)
+    if iat is None:
+        del claims["iat"]
+    else:
+        claims["iat"] = iat
+    resigned = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithm)
+    with pytest.raises(Unauthorized):
+        AccessTokens(settings).principal(resigned)

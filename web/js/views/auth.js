@@ -24,7 +24,7 @@ export function renderSignup(root, { query, navigate }) {
     input("username", "Username", { autocomplete: "username", required: true, minlength: 3, maxlength: 32,
       hint: "3–32 letters, digits, _ . or -" }),
     input("password", "Password", { type: "password", autocomplete: "new-password", required: true, minlength: 8,
-      hint: "At least 8 characters; avoid common passwords" }),
+      hint: "At least 8 characters; not a common password, and without your username or the part of your email before @" }),
   ]);
   const login = `/login${next !== "/" ? `?next=${encodeURIComponent(next)}` : ""}`;
   root.append(title("Sign up"), form.element, h("p", {}, "Already have an account? ", h("a", { href: login }, "Log in")));
