@@ -61,7 +61,7 @@ def decode_token(
             issuer=settings.jwt_issuer,
             options=_REQUIRED_CLAIMS,
         )
-    except JWTError as exc:
+    except (JWTError, TypeError) as exc:  # python-jose raises TypeError on a null exp/iat/nbf
         raise Unauthorized("Invalid or expired token") from exc
     if claims.get("typ") != token_type:
         raise Unauthorized("Invalid or expired token")
