@@ -89,7 +89,7 @@ async def pay(api: httpx.AsyncClient, user: dict[str, Any], booking_id: str, car
     return await api.post("/api/payments/process", json=body, headers=headers)
 
 
-def cancellation_mails(address: str) -> list[dict[str, Any]]:
+async def cancellation_mails(address: str) -> list[dict[str, Any]]:
     index = MAIL_DIR / "index.jsonl"
     if not index.exists():
         return []
@@ -206,11 +206,14 @@ async def test_the_last_allowed_decline_fails_the_booking_and_frees_its_seats(ap
     refused = await pay(api, user, booking["id"], GOOD_CARD)
     assert refused.status_code == 409, refused.text
 
+    async def failed() -> bool:
+        answer = await api.get(f"/api/bookings/bookings/{booking['id']}", headers=user["headers"])
+        return bool(answer.json()["status"] == "failed")
+
     async def seats_free() -> bool:
         seat_map = (await api.get(f"/api/movies/showtimes/{booking['showtime_id']}/seats")).json()
         statuses = {s["status"] for s in seat_map["seats"] if s["seat_id"] in booking["seats"]}
         return statuses == {"available"}
 
+    await wait_until(failed, within=30, interval=0.2, what="the booking failed")
     await wait_until(seats_free, within=30, interval=0.25, what="the seats available again")
-    answer = await api.get(f"/api/bookings/bookings/{booking['id']}", headers=user["headers"])
-    assert answer.json()["status"] == "failed"
