@@ -41,7 +41,11 @@ ContextDep = Annotated[BookingContext, Depends(_context)]
     responses=error_responses(401, 404, 409, 422, 503),
 )
 async def book(body: BookRequest, user: CurrentUser, ctx: ContextDep) -> BookingOut:
-    """Hold seats of a showtime (all or none) as a pending booking, to be paid before `expires_at`."""
+    """Hold seats of a showtime (all or none) as a pending booking, to be paid before `expires_at`.
+
+    409 names the seats already held or booked (or says the showtime has started); 422 for
+    unknown, duplicated (case-insensitively) or too many seats.
+    """
     booking = await service.book_seats(ctx, user, body)
     return BookingOut.model_validate(booking)
 
