@@ -43,8 +43,8 @@ ContextDep = Annotated[BookingContext, Depends(_context)]
 async def book(body: BookRequest, user: CurrentUser, ctx: ContextDep) -> BookingOut:
     """Hold seats of a showtime (all or none) as a pending booking, to be paid before `expires_at`.
 
-    409 names the seats already held or booked (or says the showtime has started); 422 for
-    unknown, duplicated (case-insensitively) or too many seats.
+    422 for unknown, duplicated (case-insensitively: `a1` is `A1`) or too many seats; 409 when
+    seats are taken (`details` names them) or the booking cannot be made now (`code` says why).
     """
     booking = await service.book_seats(ctx, user, body)
     return BookingOut.model_validate(booking)
