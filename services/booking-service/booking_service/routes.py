@@ -41,7 +41,11 @@ ContextDep = Annotated[BookingContext, Depends(_context)]
     responses=error_responses(401, 404, 409, 422, 503),
 )
 async def book(body: BookRequest, user: CurrentUser, ctx: ContextDep) -> BookingOut:
-    """Hold seats of a showtime (all or none) as a pending booking, to be paid before `expires_at`."""
+    """Hold seats of a showtime (all or none) as a pending booking, to be paid before `expires_at`.
+
+    422 for unknown, duplicated (case-insensitively: `a1` is `A1`) or too many seats; 409 when
+    seats are taken (`details` names them) or the booking cannot be made now (`code` says why).
+    """
     booking = await service.book_seats(ctx, user, body)
     return BookingOut.model_validate(booking)
 

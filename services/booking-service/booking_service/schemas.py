@@ -24,7 +24,16 @@ class BookRequest(BaseModel):
     )
 
     showtime_id: uuid.UUID
-    seat_ids: list[SeatId] = Field(min_length=1, max_length=HARD_MAX_SEATS, description="Seat labels")
+    seat_ids: list[SeatId] = Field(
+        min_length=1,
+        max_length=HARD_MAX_SEATS,
+        description=(
+            "Seat labels of the seat map, each at most once. Labels are case-insensitive "
+            '(`a1` is `A1`), so `["A1", "a1"]` is a duplicate too: 422. '
+            "The booking limit (10 seats by default) is checked below maxItems: 422 beyond it."
+        ),
+        json_schema_extra={"uniqueItems": True},
+    )
 
     @field_validator("seat_ids")
     @classmethod

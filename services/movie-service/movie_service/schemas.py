@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from movie_service.layout import row_label
+from movie_service.schema_rules import IsoDate, PatchBody
 
 Tier = Literal["standard", "vip", "couple"]
 SeatStatus = Literal["available", "held", "booked"]
@@ -83,7 +84,7 @@ class MovieFields(BaseModel):
     genres: list[str] | None = Field(default=None, max_length=10)
     rating: str | None = Field(default=None, max_length=10, examples=["T13"])
     language: str | None = Field(default=None, max_length=40)
-    release_date: date | None = None
+    release_date: IsoDate | None = None
     poster_url: HttpUrl | None = None
 
     @field_validator("genres")
@@ -120,22 +121,17 @@ class MovieCreate(MovieFields):
     duration_minutes: int = Field(ge=1, le=600)
 
 
-class MovieUpdate(MovieFields):
-    """Only the fields sent are changed."""
+class MovieUpdate(MovieFields, PatchBody):
+    """Only the fields sent are changed. `null` clears rating, language, release_date or
+    poster_url; title, duration_minutes, genres and synopsis may be left out but not null (422)."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"title": "The Last Monsoon (Director's Cut)"}]}
+        json_schema_extra={"examples": [{"title": "The Last Monsoon (Director's Cut)"}]}
     )
+    not_null = ("title", "duration_minutes", "genres", "synopsis")
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     duration_minutes: int | None = Field(default=None, ge=1, le=600)
-
-    @model_validator(mode="after")
-    def _required_not_null(self) -> MovieUpdate:
-        for name in ("title", "duration_minutes", "genres", "synopsis"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class MovieOut(BaseModel):
@@ -218,22 +214,18 @@ class TheaterCreate(BaseModel):
     _tz = field_validator("time_zone")(_check_time_zone)
 
 
-class TheaterUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"address": "2 Ly Thai To"}]})
+class TheaterUpdate(PatchBody):
+    """Only the fields sent are changed; each may be left out but not null (422)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"address": "2 Ly Thai To"}]})
+    not_null = ("name", "city", "address", "time_zone")
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
     city: str | None = Field(default=None, min_length=1, max_length=80)
     address: str | None = Field(default=None, max_length=300)
-    time_zone: str | None = Field(default=None, max_length=64)
+    time_zone: str | None = Field(default=None, max_length=64, description="IANA time zone")
 
     _tz = field_validator("time_zone")(_check_time_zone)
-
-    @model_validator(mode="after")
-    def _required_not_null(self) -> TheaterUpdate:
-        for name in ("name", "city", "address", "time_zone"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class AuditoriumBrief(BaseModel):
@@ -272,8 +264,11 @@ class AuditoriumCreate(BaseModel):
     layout: SeatLayout
 
 
-class AuditoriumUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Hall 1 (IMAX)"}]})
+class AuditoriumUpdate(PatchBody):
+    """Only the fields sent are changed; each may be left out but not null (422)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Hall 1 (IMAX)"}]})
+    not_null = ("name", "layout")
 
     name: str | None = Field(default=None, min_length=1, max_length=60)
     layout: SeatLayout | None = None

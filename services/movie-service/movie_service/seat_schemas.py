@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from movie_service.schema_rules import PatchBody
 from movie_service.schemas import MAX_PRICE, SeatLayout, SeatStatus, Tier
 
 
@@ -40,21 +41,19 @@ class ShowtimeCreate(BaseModel):
     prices: Prices
 
 
-class ShowtimeUpdate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"prices": {"standard": 95000, "vip": 140000}}]}
-    )
+class ShowtimeUpdate(PatchBody):
+    """Only the fields sent are changed; each may be left out but not null (422)."""
 
-    starts_at: AwareDatetime | None = None
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"prices": {"standard": 95000, "vip": 140000}}]}
+    )
+    not_null = ("starts_at", "currency", "prices")
+
+    starts_at: AwareDatetime | None = Field(
+        default=None, description="With a UTC offset; must be in the future"
+    )
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     prices: Prices | None = None
-
-    @model_validator(mode="after")
-    def _not_null(self) -> ShowtimeUpdate:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class SeatOut(BaseModel):

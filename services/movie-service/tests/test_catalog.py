@@ -129,6 +129,12 @@ async def test_theaters_filter_by_city_and_list_auditoriums(
     [
         ("/movies/not-a-uuid", {}),
         ("/movies", {"date": "2026-13-45"}),
+        ("/movies", {"date": "0"}),  # pydantic's lax date: a Unix timestamp, 1970-01-01
+        ("/movies", {"date": "86400"}),
+        ("/movies", {"date": "2026-01-01T00:00:00Z"}),
+        ("/showtimes", {"date": "0"}),
+        ("/showtimes", {"date_from": "0"}),
+        ("/showtimes", {"date_from": "2026-01-01", "date_to": "1767484800"}),
         ("/movies", {"limit": 0}),
         ("/movies", {"limit": 1000}),
         ("/movies", {"offset": -1}),

@@ -123,8 +123,57 @@ _DESCRIPTIONS = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for the given error statuses."""
+    """OpenAPI ``responses=`` entries for the given error statuses.
+
+    The 400 for an unreadable body is not listed here: every operation with a request body
+    gets it from ``document_unparsable_body``.
+    """
     return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(s, "Error")} for s in statuses}
+
+
+UNPARSABLE_BODY_DESCRIPTION = (
+    "Body could not be read (not UTF-8 text, or a broken form); "
+    "well-formed text that is not valid JSON is a 422"
+)
+_ERROR_SCHEMA_REF = "#/components/schemas/{model}"
+
+
+def document_unparsable_body(app: FastAPI) -> None:
+    """List a 400 on every OpenAPI operation that takes a request body.
+
+    FastAPI answers 400 "There was an error parsing the body" (in the one error shape, through
+    the HTTP handler below) when a body cannot even be read, before any route code or
+    validation runs; an operation without a body never reads one. So the 400 belongs to
+    exactly the operations with a ``requestBody``, and is added to the generated document
+    once here rather than by hand on each route.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # cached by FastAPI; adding the 400 again changes nothing
+        _list_unparsable_body(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
+
+
+def _list_unparsable_body(schema: dict[str, Any]) -> None:
+    operations = [op for path in schema.get("paths", {}).values() for op in path.values()]
+    with_body = [op for op in operations if isinstance(op, dict) and "requestBody" in op]
+    if not with_body:
+        return
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    if "ErrorResponse" not in components:
+        error_schema = ErrorResponse.model_json_schema(ref_template=_ERROR_SCHEMA_REF)
+        components.update(error_schema.pop("$defs", {}), ErrorResponse=error_schema)
+    ref = {"$ref": _ERROR_SCHEMA_REF.format(model="ErrorResponse")}
+    for operation in with_body:
+        unparsable = {
+            "description": UNPARSABLE_BODY_DESCRIPTION,
+            "content": {"application/json": {"schema": ref}},
+        }
+        responses = {"400": unparsable, **operation.get("responses", {})}
+        operation["responses"] = dict(sorted(responses.items()))
 
 
 def error_json(
@@ -227,6 +276,7 @@ def unexpected_error(exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the one error shape for app, validation, HTTP, database and dependency errors."""
+    document_unparsable_body(app)
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)

@@ -20,6 +20,7 @@ from movie_service.routes.deps import (
     gateway_cache_until,
     json_text,
 )
+from movie_service.schema_rules import IsoDate
 from movie_service.schemas import AuditoriumOut, MovieDetail, MoviePage, MovieSort, ShowtimePage, TheaterPage
 from movie_service.seat_schemas import SeatMap
 from servicekit.db import SessionDep
@@ -27,6 +28,12 @@ from servicekit.errors import Unprocessable, error_responses
 
 router = APIRouter(tags=["catalog"])
 MAX_RANGE_DAYS = 31
+DAY = "One day (YYYY-MM-DD) in the theater's time zone; when given, date_from and date_to are ignored"
+DATE_FROM = "First day (YYYY-MM-DD) of a range in the theater's time zone; alone, that one day"
+DATE_TO = (
+    "Last day (YYYY-MM-DD) of the range, inclusive: requires date_from (422 without it) "
+    f"and is 0-{MAX_RANGE_DAYS} days after it (422 otherwise)"
+)
 
 
 @router.get("/movies", response_model=MoviePage, responses=error_responses(422))
@@ -35,12 +42,18 @@ async def list_movies(
     cache: CacheDep,
     genre: Annotated[str | None, Query(max_length=40, examples=["drama"])] = None,
     q: Annotated[str | None, Query(max_length=100, description="Words the title starts with")] = None,
-    showing_on: Annotated[date | None, Query(alias="date", description="Has a showtime that day")] = None,
+    showing_on: Annotated[
+        IsoDate | None,
+        Query(alias="date", description="Has a showtime that day (YYYY-MM-DD, theater's time zone)"),
+    ] = None,
     sort: MovieSort = "title",
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> Response:
-    """List movies: paginated, filtered by genre, title words and showing date, sorted by title or release."""
+    """List movies: paginated, filtered by genre, title words and showing date, sorted by title or release.
+
+    422 for a `date` that is not YYYY-MM-DD, like any other value outside its documented range.
+    """
     where = MovieFilter(genre=genre, query=q, showing_on=showing_on)
     return json_text(await catalog.movies_json(session, cache, where, (sort, limit, offset)))
 
@@ -85,13 +98,17 @@ async def list_showtimes(
     movie_id: uuid.UUID | None = None,
     theater_id: uuid.UUID | None = None,
     city: Annotated[str | None, Query(max_length=80)] = None,
-    day: Annotated[date | None, Query(alias="date", description="A day in the theater's time zone")] = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    day: Annotated[IsoDate | None, Query(alias="date", description=DAY)] = None,
+    date_from: Annotated[IsoDate | None, Query(description=DATE_FROM)] = None,
+    date_to: Annotated[IsoDate | None, Query(description=DATE_TO)] = None,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> Response:
-    """List showtimes by movie, theater, city and local date range (default: upcoming), soonest first."""
+    """List showtimes by movie, theater, city and local date range (default: upcoming), soonest first.
+
+    422 for a date that is not YYYY-MM-DD, a `date_to` without `date_from`, or a range that
+    ends before it starts or more than 31 days after it.
+    """
     first, last = _date_range(day, date_from, date_to)
     where = ShowtimeFilter(movie_id, theater_id, city, first, last)
     return json_text(await catalog.showtimes_json(session, cache, where, (limit, offset)))
