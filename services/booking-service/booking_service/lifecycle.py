@@ -40,10 +40,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (PENDING, EXPIRED): "the hold time passed (expiry sweeper, or a payment that lands too late)",
     (PENDING, CANCELLED): "the user cancels, or payment.refunded",
     (PENDING, FAILED): "payment.failed that was the last decline allowed",
-    (
-        CONFIRMED,
-        CANCELLED,
-    ): "the user cancels before the cut-off (refund through events), or payment.refunded",
+    (CONFIRMED, CANCELLED): "the user cancels before the cut-off (refunded), or payment.refunded",
 }
 
 
