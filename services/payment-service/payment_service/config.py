@@ -22,7 +22,6 @@ class PaymentSettings(ServiceSettings):
     idempotency_ttl_seconds: int = Field(default=ONE_DAY_SECONDS, ge=ONE_DAY_SECONDS)
     # A request holding a key longer than this is presumed crashed; a retry may resume it.
     idempotency_lock_seconds: float = Field(default=60.0, gt=0)
-    idempotency_purge_interval_seconds: float = Field(default=3600.0, gt=0)
 
     provider_max_attempts: int = Field(default=3, ge=1, le=10)
     provider_retry_base_ms: int = Field(default=200, ge=1)
