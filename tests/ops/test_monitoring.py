@@ -15,6 +15,9 @@ import yaml
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool"}
 PROMQL_WORDS |= {"offset", "inf", "nan"}
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
+# Gauges each replica reports in full (every replica counts the same table): a sum across
+# replicas multiplies them by the replica count, so the dashboard combines them with max.
+WHOLE_TABLE_GAUGES = ("outbox_backlog_events", "housekeeping_table_rows")
 REQUIRED_ALERTS = {
     "ServiceDown",
     "High5xxRate",
@@ -152,6 +155,16 @@ def test_dashboard_shows_the_funnel_and_golden_signals(
         t["datasource"]["uid"] for p in dashboard["panels"] if "targets" in p for t in p["targets"]
     }
     assert datasources == {"prometheus"}
+
+
+def summed_whole_table_gauges(dashboard: dict[str, Any]) -> list[str]:
+    exprs = [t.get("expr", "") for p in dashboard.get("panels", []) for t in p.get("targets", [])]
+    return [e for e in exprs if re.search(r"\bsum\b", e) and any(g in e for g in WHOLE_TABLE_GAUGES)]
+
+
+def test_dashboard_never_sums_a_gauge_every_replica_reports_in_full(dashboard: dict[str, Any]) -> None:
+    assert summed_whole_table_gauges(dashboard) == []
+    assert summed_whole_table_gauges({"panels": [{"targets": [{"expr": "sum(outbox_backlog_events)"}]}]})
 
 
 def test_grafana_provisioning_points_at_the_dashboard_and_prometheus(repo_root: Path) -> None:

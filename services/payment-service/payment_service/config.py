@@ -22,7 +22,6 @@ class PaymentSettings(ServiceSettings):
     idempotency_ttl_seconds: int = Field(default=ONE_DAY_SECONDS, ge=ONE_DAY_SECONDS)
     # A request holding a key longer than this is presumed crashed; a retry may resume it.
     idempotency_lock_seconds: float = Field(default=60.0, gt=0)
-    idempotency_purge_interval_seconds: float = Field(default=3600.0, gt=0)
 
     # A booking stays payable through this many declined cards; the last one ends it.
     max_declines_per_booking: int = Field(default=3, ge=1, le=20)

@@ -10,7 +10,6 @@ not kept: the key is released so the client may retry with it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -153,17 +152,6 @@ class IdempotencyStore:
             )
         except RedisError as exc:
             logger.warning("idempotency cache write failed: %s", type(exc).__name__)
-
-    async def purge_forever(self) -> None:
-        """Delete records past their retention, periodically (runs for the app's lifetime)."""
-        while True:
-            await asyncio.sleep(self._settings.idempotency_purge_interval_seconds)
-            try:
-                async with self._sessionmaker() as session, session.begin():
-                    purged = await repository.purge_idempotency_records(session, datetime.now(UTC))
-                logger.info("purged %d expired idempotency records", purged)
-            except Exception as exc:  # keep purging on the next round
-                logger.warning("idempotency purge failed: %s", type(exc).__name__)
 
     def _redis_key(self, user_id: uuid.UUID, key: str) -> str:
         digest = hashlib.sha256(key.encode()).hexdigest()

@@ -10,6 +10,7 @@ from payment_service.config import PaymentSettings
 from payment_service.idempotency import IdempotencyStore
 from payment_service.models import outbox
 from payment_service.providers import SimulatedProvider
+from payment_service.repository import idempotency_retention
 from payment_service.routes import router
 from payment_service.saga import consumers
 from payment_service.service import Payments
@@ -29,7 +30,6 @@ def _startup(settings: PaymentSettings, booking_transport: httpx.AsyncBaseTransp
             bookings=BookingGateway(client),
             idempotency=idempotency,
         )
-        runtime.spawn(idempotency.purge_forever(), "idempotency-purge")
 
     return on_startup
 
@@ -44,6 +44,7 @@ def create_app(
         routers=[router],
         outbox=outbox,
         consumers=consumers,
+        retained=[idempotency_retention()],
         on_startup=_startup(settings, booking_transport),
     )
     return build_app(settings, spec)

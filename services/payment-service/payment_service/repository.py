@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +17,7 @@ from payment_service.models import (
     PaymentStatus,
     ProviderLedgerEntry,
 )
+from servicekit.housekeeping import Retention
 
 # --- payments ---------------------------------------------------------------------------
 
@@ -114,14 +114,20 @@ async def delete_idempotency_record(session: AsyncSession, user_id: uuid.UUID, k
     )
 
 
-async def purge_idempotency_records(session: AsyncSession, before: datetime) -> int:
-    """Delete finished records that expired before ``before``; returns how many."""
-    result = await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.expires_at < before, IdempotencyRecord.state == "completed"
-        )
+def idempotency_retention() -> Retention:
+    """For servicekit's housekeeping: completed records go once past ``expires_at``.
+
+    An ``in_flight`` record stays whatever its age: its payment may still be unsettled.
+    """
+    records = IdempotencyRecord.__table__
+    assert isinstance(records, Table)
+    state = records.c.state
+    return Retention(
+        "idempotency_records",
+        records,
+        expired=(state == "completed") & (records.c.expires_at < func.now()),
+        states={"in_flight": state == "in_flight", "completed": state == "completed"},
     )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # --- the saga with booking --------------------------------------------------------------

@@ -23,6 +23,12 @@ from servicekit.events.consumer import EventConsumer, EventHandler
 from servicekit.events.relay import OutboxRelay
 from servicekit.health import HealthCheck, health_router
 from servicekit.heap import settle_after_startup
+from servicekit.housekeeping import (
+    Housekeeper,
+    Retention,
+    outbox_retention,
+    processed_events_retention,
+)
 from servicekit.http import ServiceClient
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
@@ -43,6 +49,7 @@ class Runtime:
     redis: Redis
     broker: Broker | None = None
     relay: OutboxRelay | None = None
+    housekeeper: Housekeeper | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     clients: dict[str, ServiceClient] = field(default_factory=dict)
     extra_health_checks: dict[str, HealthCheck] = field(default_factory=dict)
@@ -92,6 +99,8 @@ class ServiceSpec:
     on_startup: RuntimeHook | None = None
     on_shutdown: RuntimeHook | None = None
     uses_broker: bool = True
+    # Tables the housekeeping pass prunes besides the outbox and the consumers' processed_events.
+    retained: Sequence[Retention] = ()
     openapi_tags: list[dict[str, Any]] | None = None
 
 
@@ -108,8 +117,21 @@ async def _start(runtime: Runtime, spec: ServiceSpec) -> None:
             for consumer in runtime.consumers:
                 runtime.spawn(consumer.start(), f"consumer-{consumer.name}")
             runtime.spawn(_report_queue_depths(runtime), "consumer-lag")
+    retentions = _retentions(runtime, spec)
+    if retentions:
+        runtime.housekeeper = Housekeeper(runtime.sessionmaker, retentions, settings)
+        runtime.spawn(runtime.housekeeper.run_forever(), "housekeeping")
     if spec.on_startup is not None:
         await spec.on_startup(runtime)
+
+
+def _retentions(runtime: Runtime, spec: ServiceSpec) -> list[Retention]:
+    """What housekeeping looks after: the outbox, each consumer's dedupe ledger, the service's own."""
+    settings = runtime.settings
+    found = [outbox_retention(spec.outbox, settings)] if spec.outbox is not None else []
+    ledgers = dict.fromkeys(consumer.processed for consumer in runtime.consumers)
+    found += [processed_events_retention(ledger, settings) for ledger in ledgers]
+    return found + list(spec.retained)
 
 
 async def _report_queue_depths(runtime: Runtime, every_seconds: float = 15.0) -> None:

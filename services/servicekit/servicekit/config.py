@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
 DEV_INTERNAL_TOKEN = "dev-only-internal-token"
 DEV_DATABASE_PASSWORD = "dev-only-db-password"
+ONE_DAY_SECONDS = 24 * 60 * 60
 
 Environment = Literal["development", "test", "production"]
 
@@ -55,6 +56,17 @@ class ServiceSettings(BaseSettings):
     # Tests set this so their throw-away queues vanish from a shared broker.
     queue_expires_ms: int | None = None
 
+    # Housekeeping (servicekit/housekeeping.py; docs/operations.md "What is kept how long"):
+    # every interval, published outbox rows and dedupe records older than their retention
+    # are deleted, at most a batch per statement. Unpublished outbox rows are never deleted.
+    housekeeping_interval_seconds: float = Field(default=600.0, gt=0)
+    housekeeping_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    outbox_retention_seconds: int = Field(default=3 * ONE_DAY_SECONDS, ge=3600)
+    # A redelivered event is recognised only while its dedupe record exists: keep records
+    # longer than a message can wait in a .retry or .dlq queue before it comes back, and
+    # longer than the outbox keeps the event (re-publishing from the outbox stays safe).
+    processed_events_retention_seconds: int = Field(default=14 * ONE_DAY_SECONDS, ge=ONE_DAY_SECONDS)
+
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "movie-booking-auth"
@@ -67,6 +79,26 @@ class ServiceSettings(BaseSettings):
     http_timeout_seconds: float = Field(default=2.0, gt=0)
     breaker_fail_max: int = Field(default=5, ge=1)
     breaker_reset_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _keep_dedupe_records_past_any_redelivery(self) -> ServiceSettings:
+        kept = self.processed_events_retention_seconds
+        if kept <= self.consumer_retry_window_seconds():
+            raise ValueError(
+                "PROCESSED_EVENTS_RETENTION_SECONDS must exceed the consumers' retry back-off "
+                f"({self.consumer_retry_window_seconds():.0f} s): a retried copy of an event would "
+                "outlive the record that marks it handled"
+            )
+        if self.outbox_retention_seconds > kept:
+            raise ValueError(
+                "OUTBOX_RETENTION_SECONDS must not exceed PROCESSED_EVENTS_RETENTION_SECONDS: "
+                "an event re-published from the outbox must still find its dedupe records"
+            )
+        return self
+
+    def consumer_retry_window_seconds(self) -> float:
+        """The longest a failing message spends in ``.retry`` queues before it is dead-lettered."""
+        return self.consumer_retry_base_ms * (2 ** (self.consumer_max_attempts - 1) - 1) / 1000
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> ServiceSettings:

@@ -22,6 +22,19 @@ OUTBOX_OLDEST_AGE = Gauge(
     "Age of the oldest unpublished outbox event",
     ["service"],
 )
+HOUSEKEEPING_ROWS = Gauge(
+    "housekeeping_table_rows",
+    "Rows in a table the housekeeping pass prunes, by state where it matters (counted each pass)",
+    ["service", "table", "state"],
+)
+HOUSEKEEPING_PRUNED = Counter(
+    "housekeeping_pruned_rows_total", "Rows deleted by the housekeeping pass", ["service", "table"]
+)
+HOUSEKEEPING_PASSES = Counter(
+    "housekeeping_passes_total",
+    "Housekeeping passes by outcome (succeeded, failed: a table could not be pruned or counted)",
+    ["service", "outcome"],
+)
 EVENTS_PUBLISHED = Counter(
     "events_published_total", "Events published from the outbox", ["service", "event_type"]
 )

@@ -38,3 +38,20 @@ def test_development_keeps_its_safe_defaults() -> None:
 def test_secrets_do_not_show_in_repr() -> None:
     settings = ServiceSettings(**STRONG)
     assert "real-password" not in repr(settings) and "a-strong-production" not in repr(settings)
+
+
+def test_dedupe_records_are_kept_at_least_a_day() -> None:
+    with pytest.raises(ValidationError, match="processed_events_retention_seconds"):
+        ServiceSettings(processed_events_retention_seconds=3600)
+
+
+def test_dedupe_records_must_outlive_the_consumers_retries() -> None:
+    # 25 attempts from 500 ms double up to 500 ms * (2**24 - 1): about 97 days in .retry queues.
+    with pytest.raises(ValidationError, match="must exceed the consumers' retry back-off"):
+        ServiceSettings(consumer_max_attempts=25)
+    assert ServiceSettings(consumer_max_attempts=25, processed_events_retention_seconds=100 * 86400)
+
+
+def test_published_events_are_not_kept_longer_than_their_dedupe_records() -> None:
+    with pytest.raises(ValidationError, match="must not exceed PROCESSED_EVENTS_RETENTION_SECONDS"):
+        ServiceSettings(outbox_retention_seconds=15 * 86400)
