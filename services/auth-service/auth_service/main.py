@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from auth_service.config import AuthSettings
 from auth_service.models import outbox
 from auth_service.passwords import PasswordService
+from auth_service.repository import refresh_token_retention
 from auth_service.routes import router
 from auth_service.service import ensure_admin
 from servicekit.app import Runtime, ServiceSpec, build_app
@@ -30,6 +31,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         description="Accounts, password login (OAuth2 password flow), JWT access tokens, refresh tokens.",
         routers=[router],
         outbox=outbox,
+        retained=[refresh_token_retention()],
         on_startup=_on_startup,
     )
     return build_app(settings, spec)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.models import RefreshToken, User
+from servicekit.housekeeping import Retention, older_than
+
+EXPIRED_REFRESH_TOKENS_KEPT_SECONDS = 24 * 60 * 60
 
 
 async def find_user_by_login(session: AsyncSession, login: str) -> User | None:
@@ -73,4 +76,17 @@ async def revoke_all_for_user(session: AsyncSession, user_id: uuid.UUID) -> None
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=func.now())
+    )
+
+
+def refresh_token_retention() -> Retention:
+    """For servicekit's housekeeping: a refresh token goes a day after it expired (it is refused
+    from then on whatever its row says; revoked tokens that have not expired stay, for reuse checks)."""
+    tokens = RefreshToken.__table__
+    assert isinstance(tokens, Table)
+    return Retention(
+        "refresh_tokens",
+        tokens,
+        expired=older_than(tokens.c.expires_at, EXPIRED_REFRESH_TOKENS_KEPT_SECONDS),
+        states={"revoked": tokens.c.revoked_at.is_not(None), "live": tokens.c.revoked_at.is_(None)},
     )
