@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service import repository
+from payment_service.config import PaymentSettings
 from payment_service.events import publish_payment_refunded
+from payment_service.leases import pending_payment_retry_after
 from payment_service.metrics import REFUNDS
 from payment_service.models import Payment, PaymentStatus
 from payment_service.providers import PaymentProvider, ProviderUnavailable, RefundRequest
@@ -41,12 +43,22 @@ async def refund_payment(
 
 
 async def request_refund(
-    session: AsyncSession, provider: PaymentProvider, user: Principal, payment_id: uuid.UUID
+    session: AsyncSession,
+    provider: PaymentProvider,
+    user: Principal,
+    payment_id: uuid.UUID,
+    settings: PaymentSettings,
 ) -> Payment:
     """``POST /payments/{id}/refund``: the owner or an admin; idempotent."""
     payment = await repository.get_payment(session, payment_id, lock=True)
     if payment is None or (payment.user_id != user.user_id and not user.is_admin):
         raise NotFound("Payment not found", code="payment_not_found")
+    if payment.status == PaymentStatus.PENDING:  # refundable once it succeeds: worth a retry
+        raise Conflict(
+            "A pending payment cannot be refunded yet",
+            code="payment_not_refundable",
+            headers=pending_payment_retry_after(payment.updated_at, settings),
+        )
     reason = "requested_by_customer" if payment.user_id == user.user_id else "requested_by_admin"
     try:
         await refund_payment(session, provider, payment, reason)

@@ -86,5 +86,5 @@ async def refund(
     payment_id: uuid.UUID, user: CurrentUser, session: SessionDep, payments: PaymentsDep
 ) -> PaymentOut:
     """Refund a succeeded payment in full (owner or admin); refunding again answers the same."""
-    payment = await request_refund(session, payments.provider, user, payment_id)
+    payment = await request_refund(session, payments.provider, user, payment_id, payments.settings)
     return PaymentOut.model_validate(payment)
