@@ -248,6 +248,13 @@ class Stack:
             "SWEEPER_INTERVAL_SECONDS": "0.5",
         }
 
+    def private_service(self, name: str, label: str) -> Service:
+        """One more process of ``name``, wired like the stack's (a replica the test starts,
+        kills and stops itself; ``heal`` leaves it alone)."""
+        service = Service(name, free_port(), {}, self.workdir / f"{label}.log")
+        service.env = self._env(service)
+        return service
+
     def port(self, name: str) -> int:
         return self.services[name].port
 

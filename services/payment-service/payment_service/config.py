@@ -20,7 +20,8 @@ class PaymentSettings(ServiceSettings):
 
     # Idempotency records are kept at least a day (SPEC: retries within 24 h replay).
     idempotency_ttl_seconds: int = Field(default=ONE_DAY_SECONDS, ge=ONE_DAY_SECONDS)
-    # A request holding a key longer than this is presumed crashed; a retry may resume it.
+    # The lease of a request in progress: a key held, or a payment left pending, longer than
+    # this is presumed crashed; a retry with the key may resume it, the reconciler resolves it.
     idempotency_lock_seconds: float = Field(default=60.0, gt=0)
 
     # A booking stays payable through this many declined cards; the last one ends it.
@@ -28,3 +29,7 @@ class PaymentSettings(ServiceSettings):
 
     provider_max_attempts: int = Field(default=3, ge=1, le=10)
     provider_retry_base_ms: int = Field(default=200, ge=1)
+
+    # How often each replica looks for payments pending past their lease, and how many a pass takes.
+    reconciler_interval_seconds: float = Field(default=15.0, gt=0)
+    reconciler_batch_size: int = Field(default=100, ge=1, le=1000)

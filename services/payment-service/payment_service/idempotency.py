@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service import repository
 from payment_service.config import PaymentSettings
+from payment_service.leases import retry_after
 from payment_service.models import IdempotencyRecord
 from payment_service.schemas import PaymentRequest
 from servicekit.cache import key as cache_key
@@ -90,7 +91,9 @@ class IdempotencyStore:
     def _reclaim(self, record: IdempotencyRecord | None, fingerprint: str, now: datetime) -> Claim:
         if record is None:  # released by its request a moment ago
             raise Conflict(
-                "A request with this Idempotency-Key just finished; retry", code="idempotency_busy"
+                "A request with this Idempotency-Key just finished; retry",
+                code="idempotency_busy",
+                headers={"Retry-After": "1"},
             )
         if record.expires_at <= now:  # kept past its time and not yet purged: starts afresh
             for name, value in self._fresh_values(fingerprint, now).items():
@@ -100,9 +103,11 @@ class IdempotencyStore:
         if record.state == COMPLETED:
             assert record.response_status is not None and record.response_body is not None
             return Claim(replay=StoredResponse(record.response_status, record.response_body))
-        if record.locked_until > now:
+        if record.locked_until > now:  # by the end of its lease it has finished or may be resumed
             raise Conflict(
-                "A request with this Idempotency-Key is still in progress", code="idempotency_busy"
+                "A request with this Idempotency-Key is still in progress",
+                code="idempotency_busy",
+                headers=retry_after(record.locked_until),
             )
         record.locked_until = now + timedelta(seconds=self._settings.idempotency_lock_seconds)
         return Claim(resume_payment_id=record.payment_id)  # its request died: carry on from its payment
@@ -140,6 +145,12 @@ class IdempotencyStore:
         """Forget a key whose request charged nothing, so the same key may be retried."""
         async with self._sessionmaker() as session, session.begin():
             await repository.delete_idempotency_record(session, user_id, key)
+
+    async def release_payment(
+        self, session: AsyncSession, user_id: uuid.UUID, key: str, payment_id: uuid.UUID
+    ) -> None:
+        """Release a key still held for this payment (not a key another request took since)."""
+        await repository.delete_idempotency_record(session, user_id, key, payment_id=payment_id)
 
     async def remember(
         self, user_id: uuid.UUID, key: str, fingerprint: str, response: StoredResponse

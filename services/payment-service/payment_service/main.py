@@ -10,6 +10,7 @@ from payment_service.config import PaymentSettings
 from payment_service.idempotency import IdempotencyStore
 from payment_service.models import outbox
 from payment_service.providers import SimulatedProvider
+from payment_service.reconciler import run_reconciler
 from payment_service.repository import idempotency_retention
 from payment_service.routes import router
 from payment_service.saga import consumers
@@ -23,13 +24,15 @@ def _startup(settings: PaymentSettings, booking_transport: httpx.AsyncBaseTransp
         client = ServiceClient("booking", settings.booking_service_url, settings, transport=booking_transport)
         runtime.clients["booking"] = client
         idempotency = IdempotencyStore(settings, runtime.sessionmaker, runtime.redis)
-        runtime.state["payments"] = Payments(
+        payments = Payments(
             settings=settings,
             sessionmaker=runtime.sessionmaker,
             provider=SimulatedProvider(runtime.sessionmaker),
             bookings=BookingGateway(client),
             idempotency=idempotency,
         )
+        runtime.state["payments"] = payments
+        runtime.spawn(run_reconciler(payments), "payment-reconciler")
 
     return on_startup
 

@@ -9,3 +9,8 @@ REFUNDS = Counter("refunds_total", "Refunds of succeeded payments")
 IDEMPOTENT_REPLAYS = Counter(
     "idempotent_replays_total", "POST /process answers replayed from an idempotency record"
 )
+RECONCILED = Counter(
+    "payment_reconciliations_total",
+    "Payments left pending past their lease, resolved by the reconciler, by outcome",
+    ["outcome"],
+)

@@ -73,6 +73,8 @@ class Payment(Base):
             postgresql_where=text("status IN ('pending', 'succeeded')"),
         ),
         Index("ix_payments_user_created", "user_id", "created_at"),
+        # The reconciler's scan: pending payments by how long they have been left alone.
+        Index("ix_payments_pending_updated", "updated_at", postgresql_where=text("status = 'pending'")),
         CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'refunded')", name="status"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
     )
@@ -109,7 +111,7 @@ class CancelledBooking(Base):
 
 
 class ProviderLedgerEntry(Base):
-    """The simulated provider's own record of charges and refunds, one per idempotency key.
+    """The simulated provider's own record of charges, refunds and voids, one per idempotency key.
 
     It stands in for the acquirer's side: a real provider keeps this on its servers.
     """
@@ -128,4 +130,4 @@ class ProviderLedgerEntry(Base):
     card_last4: Mapped[str | None] = mapped_column(String(4))
     created_at: Mapped[datetime] = _created()
 
-    __table_args__ = (CheckConstraint("operation IN ('charge', 'refund')", name="operation"),)
+    __table_args__ = (CheckConstraint("operation IN ('charge', 'refund', 'void')", name="operation"),)

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service import repository
 from payment_service.bookings import BookingGateway
+from payment_service.config import PaymentSettings
 from payment_service.events import publish_payment_refunded
+from payment_service.leases import pending_payment_retry_after
 from payment_service.metrics import REFUNDS
 from payment_service.models import Payment, PaymentStatus
 from payment_service.providers import PaymentProvider, ProviderUnavailable, RefundRequest
@@ -47,12 +49,19 @@ async def request_refund(
     bookings: BookingGateway,
     user: Principal,
     payment_id: uuid.UUID,
+    settings: PaymentSettings,
 ) -> Payment:
     """``POST /payments/{id}/refund``: the owner until the booking's cancellation cut-off, an
     admin at any time; idempotent."""
     payment = await repository.get_payment(session, payment_id)
     if payment is None or (payment.user_id != user.user_id and not user.is_admin):
         raise NotFound("Payment not found", code="payment_not_found")
+    if payment.status == PaymentStatus.PENDING:  # refundable once it succeeds: worth a retry
+        raise Conflict(
+            "A pending payment cannot be refunded yet",
+            code="payment_not_refundable",
+            headers=pending_payment_retry_after(payment.updated_at, settings),
+        )
     reason = "requested_by_customer" if payment.user_id == user.user_id else "requested_by_admin"
     if reason == "requested_by_customer" and payment.status == PaymentStatus.SUCCEEDED:
         await bookings.check_cancellable(payment.booking_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, func, select, text, update
@@ -54,6 +55,39 @@ async def count_declines(session: AsyncSession, booking_id: uuid.UUID) -> int:
         Payment.failure_reason.not_in(NOT_A_DECLINE),
     )
     return int(await session.scalar(stmt) or 0)
+
+
+async def live_payment_of_booking(session: AsyncSession, booking_id: uuid.UUID) -> Payment | None:
+    """The booking's pending or succeeded payment (at most one, by the partial unique index)."""
+    stmt = select(Payment).where(
+        Payment.booking_id == booking_id,
+        Payment.status.in_([PaymentStatus.PENDING, PaymentStatus.SUCCEEDED]),
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def claim_stale_payments(session: AsyncSession, lease_seconds: float, limit: int) -> list[Payment]:
+    """Payments pending and untouched for longer than the lease, touched now so that no other
+    replica takes them for another lease (rows another transaction holds are skipped)."""
+    stale = (
+        select(Payment.id)
+        .where(
+            Payment.status == PaymentStatus.PENDING,
+            Payment.updated_at < func.now() - timedelta(seconds=lease_seconds),
+        )
+        .order_by(Payment.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("stale")
+    )
+    stmt = (
+        update(Payment)
+        .where(Payment.id.in_(select(stale.c.id)), Payment.status == PaymentStatus.PENDING)
+        .values(updated_at=func.now())
+        .returning(Payment)
+        .execution_options(synchronize_session=False)
+    )
+    return list((await session.scalars(stmt)).all())
 
 
 async def list_payments(
@@ -108,10 +142,14 @@ async def update_idempotency_record(
     )
 
 
-async def delete_idempotency_record(session: AsyncSession, user_id: uuid.UUID, key: str) -> None:
-    await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
-    )
+async def delete_idempotency_record(
+    session: AsyncSession, user_id: uuid.UUID, key: str, *, payment_id: uuid.UUID | None = None
+) -> None:
+    """Forget a key; with ``payment_id``, only while it is in flight for that payment."""
+    stmt = delete(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+    if payment_id is not None:
+        stmt = stmt.where(IdempotencyRecord.payment_id == payment_id, IdempotencyRecord.state == "in_flight")
+    await session.execute(stmt)
 
 
 def idempotency_retention() -> Retention:

@@ -86,5 +86,7 @@ async def refund(
     payment_id: uuid.UUID, user: CurrentUser, session: SessionDep, payments: PaymentsDep
 ) -> PaymentOut:
     """Refund a succeeded payment in full: the owner until the cancellation cut-off, an admin any time."""
-    payment = await request_refund(session, payments.provider, payments.bookings, user, payment_id)
+    payment = await request_refund(
+        session, payments.provider, payments.bookings, user, payment_id, payments.settings
+    )
     return PaymentOut.model_validate(payment)

@@ -11,9 +11,12 @@ at the provider sits between them and must never be repeated:
 4. in one transaction: the payment's outcome, its event in the outbox, the
    answer stored under the key. A booking cancelled meanwhile is refunded here.
 
-A crash between 2 and 4 leaves the key ``in_flight``; once its lease lapses a
-retry with the same key resumes the same payment, and the provider answers the
-recorded charge instead of charging again.
+A crash between 2 and 4 leaves the key ``in_flight`` and the payment ``pending``;
+once its lease lapses a retry with the same key resumes the same payment, and the
+provider answers the recorded charge instead of charging again. Without a retry,
+the reconciler (``reconciler.py``) resolves the payment: charged or declined, it
+is finished here (``finish_payment``); nothing charged, the provider voids the key
+and the payment is abandoned (``abandon_payment``): the booking is payable again.
 """
 
 from __future__ import annotations
@@ -34,9 +37,16 @@ from payment_service.cards import card_brand, card_last4
 from payment_service.config import PaymentSettings
 from payment_service.events import publish_payment_completed, publish_payment_failed
 from payment_service.idempotency import IdempotencyStore, StoredResponse
+from payment_service.leases import pending_payment_retry_after
 from payment_service.metrics import IDEMPOTENT_REPLAYS, PAYMENTS
 from payment_service.models import Payment, PaymentStatus
-from payment_service.providers import ChargeRequest, ChargeResult, PaymentProvider, ProviderUnavailable
+from payment_service.providers import (
+    ABANDONED,
+    ChargeRequest,
+    ChargeResult,
+    PaymentProvider,
+    ProviderUnavailable,
+)
 from payment_service.refunds import late_payment_refund_reason, refund_payment
 from payment_service.schemas import BookingView, PaymentOut, PaymentRequest
 from servicekit.context import request_id_var
@@ -110,6 +120,13 @@ async def _pay(
             code="provider_unavailable",
             headers={"Retry-After": "1"},
         ) from exc
+    if result.abandoned:  # the reconciler voided the key while this request was too slow
+        await abandon_payment(ctx, payment)
+        raise ServiceUnavailable(
+            "The payment took too long and was abandoned; nothing was charged, retry",
+            code="payment_abandoned",
+            headers={"Retry-After": "1"},
+        )
     return await finish_payment(ctx, user.user_id, key, payment, result)
 
 
@@ -147,7 +164,7 @@ async def _start_payment(
             async with session.begin_nested():
                 await repository.add_payment(session, payment)
         except IntegrityError as exc:
-            raise Conflict("This booking is already paid or being paid", code="booking_already_paid") from exc
+            raise await _already_paid(ctx, session, booking.id) from exc
         await ctx.idempotency.attach_payment(session, user.user_id, key, payment.id)
     return payment
 
@@ -161,11 +178,26 @@ async def _check_attempts_left(ctx: Payments, session: AsyncSession, booking_id:
         )
 
 
-async def _charge(ctx: Payments, payment: Payment, card_number: str | None) -> ChargeResult:
-    """Charge under the payment's own key, retrying transient failures with exponential back-off."""
-    request = ChargeRequest(
+async def _already_paid(ctx: Payments, session: AsyncSession, booking_id: uuid.UUID) -> Conflict:
+    """409: paid (final), or being paid: then Retry-After says when it is finished or resolved."""
+    live = await repository.live_payment_of_booking(session, booking_id)
+    headers = None
+    if live is not None and live.status == PaymentStatus.PENDING:
+        headers = pending_payment_retry_after(live.updated_at, ctx.settings)
+    message = "This booking is already paid or being paid"
+    return Conflict(message, code="booking_already_paid", headers=headers)
+
+
+def charge_request(payment: Payment, card_number: str | None = None) -> ChargeRequest:
+    """The provider call of a payment, under the payment's own key."""
+    return ChargeRequest(
         f"payment:{payment.id}", payment.amount, payment.currency, str(payment.booking_id), card_number
     )
+
+
+async def _charge(ctx: Payments, payment: Payment, card_number: str | None) -> ChargeResult:
+    """Charge under the payment's own key, retrying transient failures with exponential back-off."""
+    request = charge_request(payment, card_number)
     attempts = ctx.settings.provider_max_attempts
     for attempt in range(1, attempts + 1):
         try:
@@ -185,6 +217,22 @@ async def _give_up(ctx: Payments, payment: Payment) -> None:
         if locked is not None and locked.status == PaymentStatus.PENDING:
             _set_status(locked, PaymentStatus.FAILED, failure_reason="provider_unavailable")
     PAYMENTS.labels("failed").inc()
+
+
+async def abandon_payment(ctx: Payments, payment: Payment) -> bool:
+    """The provider voided the payment's key, nothing was charged: the attempt failed
+    (``abandoned``, not a decline: no event), its key is released, the booking payable again.
+
+    False when the payment was already finished.
+    """
+    async with ctx.sessionmaker() as session, session.begin():
+        locked = await repository.get_payment(session, payment.id, lock=True)
+        if locked is None or locked.status != PaymentStatus.PENDING:
+            return False
+        _set_status(locked, PaymentStatus.FAILED, failure_reason=ABANDONED)
+        await ctx.idempotency.release_payment(session, locked.user_id, locked.idempotency_key, locked.id)
+    PAYMENTS.labels("failed").inc()
+    return True
 
 
 async def finish_payment(

@@ -34,6 +34,7 @@ def make_settings(**extra: Any) -> PaymentSettings:
         "booking_service_url": "http://booking.test",
         "provider_retry_base_ms": 5,
         "idempotency_lock_seconds": 30,
+        "reconciler_interval_seconds": 3600,  # one pass at start; tests run their own passes
     }
     return PaymentSettings(**test_settings_overrides("payment_service", "payment", **{**defaults, **extra}))
 

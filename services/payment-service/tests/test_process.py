@@ -104,6 +104,8 @@ async def test_same_key_while_the_first_is_in_flight_is_409(harness: Harness) ->
         await _wait_for_claim(harness, user, key)
         second = await harness.pay(user, booking["id"], key=key)
         assert second.status_code == 409 and second.json()["error"]["code"] == "idempotency_busy"
+        lease = harness.settings.idempotency_lock_seconds  # it has finished or may be resumed by then
+        assert lease - 5 <= int(second.headers["Retry-After"]) <= lease
     finally:
         gate.set()
     assert (await first).status_code == 201
@@ -137,6 +139,7 @@ async def test_a_paid_booking_is_not_charged_again_under_another_key(harness: Ha
     booking["status"] = "confirmed"
     third = await harness.pay(user, booking["id"], key=new_key())
     assert third.status_code == 409 and third.json()["error"]["code"] == "booking_not_pending"
+    assert "Retry-After" not in second.headers and "Retry-After" not in third.headers  # final
     assert await harness.charges(booking["id"]) == 1
     assert len(await harness.payments_of(booking["id"])) == 1
 
@@ -320,6 +323,25 @@ async def test_a_retry_after_a_crash_resumes_the_payment_and_never_charges_twice
     assert await harness.charges(booking["id"]) == 1
     assert len(await harness.payments_of(booking["id"])) == 1
     assert len(await harness.outbox_events("payment.completed", booking["id"])) == 1
+
+
+async def test_a_booking_being_paid_is_409_with_retry_after_until_it_is_resolved(harness: Harness) -> None:
+    from payment_service import repository
+    from payment_service.models import Payment
+
+    user = harness.caller()
+    booking = harness.desk.add(user)
+    async with harness.runtime.sessionmaker() as session, session.begin():  # another key is paying it
+        payment = await repository.add_payment(session, _pending(Payment, user, booking, new_key()))
+    paying = await harness.pay(user, booking["id"], key=new_key())
+    assert paying.status_code == 409 and paying.json()["error"]["code"] == "booking_already_paid"
+    refund = await harness.client.post(f"/payments/{payment.id}/refund", headers=user.headers)
+    assert refund.status_code == 409 and refund.json()["error"]["code"] == "payment_not_refundable"
+    waits = [int(paying.headers["Retry-After"]), int(refund.headers["Retry-After"])]
+    # finished by its request, or resolved by the reconciler after its lease and one pass
+    settings = harness.settings
+    resolved_within = settings.idempotency_lock_seconds + settings.reconciler_interval_seconds
+    assert all(resolved_within - 5 <= wait <= resolved_within for wait in waits), waits
 
 
 def _pending(model: Any, user: Any, booking: dict[str, Any], key: str) -> Any:

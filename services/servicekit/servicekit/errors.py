@@ -234,13 +234,27 @@ async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
 
 # PostgreSQL refuses text it cannot store (a NUL character): that is bad input, not a crash.
 _UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+# PostgreSQL refusing or dropping connections is an outage to retry, not a bug: class 08
+# (connection exception), class 53 (insufficient resources: 53300 "sorry, too many clients
+# already", asyncpg's TooManyConnectionsError) and 57P01-57P05 (shutting down, starting up).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+
+def _database_unavailable(exc: DBAPIError) -> bool:
+    """The database refused, dropped or could not take the connection (retry later)."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return (
+        exc.connection_invalidated
+        or isinstance(exc.orig, OSError)
+        or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+    )
 
 
 async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES:
         return error_json(422, "validation_error", "Text must not contain NUL (\\u0000) characters")
-    if exc.connection_invalidated or isinstance(exc.orig, OSError):
+    if _database_unavailable(exc):
         return await _unavailable_handler(request, exc)
     return unexpected_error(exc)
 

@@ -1,6 +1,7 @@
 """Payment providers: the interface a real acquirer implements, and the simulated one."""
 
 from payment_service.providers.base import (
+    ABANDONED,
     ChargeRequest,
     ChargeResult,
     PaymentProvider,
@@ -11,6 +12,7 @@ from payment_service.providers.base import (
 from payment_service.providers.simulated import SimulatedProvider
 
 __all__ = [
+    "ABANDONED",
     "ChargeRequest",
     "ChargeResult",
     "PaymentProvider",

@@ -3,12 +3,18 @@
 Every call carries an idempotency key. The provider must answer a repeated key
 with the outcome it recorded the first time instead of charging again: that is
 what makes a retry after a timeout or a crash safe (SPEC invariant 2).
+
+A charge whose request died leaves its key open; ``resolve_charge`` closes it
+for good (the equivalent of a real acquirer's cancel or void of an intent).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
+
+# The decline code of a charge key voided by ``resolve_charge`` before anything was charged.
+ABANDONED = "abandoned"
 
 
 class ProviderUnavailable(Exception):
@@ -32,6 +38,11 @@ class ChargeResult:
     decline_code: str | None = None
     message: str | None = None
 
+    @property
+    def abandoned(self) -> bool:
+        """Nothing was charged: the key was voided (a void is not a card decline)."""
+        return not self.approved and self.decline_code == ABANDONED
+
 
 @dataclass(frozen=True)
 class RefundRequest:
@@ -47,12 +58,22 @@ class RefundResult:
 
 
 class PaymentProvider(Protocol):
-    """A card provider. Both calls are idempotent per ``idempotency_key``."""
+    """A card provider. Every call is idempotent per ``idempotency_key``."""
 
     name: str
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge a card; a decline is a result, a transient failure raises ProviderUnavailable."""
+        ...
+
+    async def resolve_charge(self, request: ChargeRequest) -> ChargeResult:
+        """The outcome recorded under the charge's key; when nothing was charged, void the key.
+
+        Atomic at the provider: the void is recorded under the key (not approved, decline
+        code ``abandoned``), so a charge arriving later with that key (a request that was
+        slow, not dead) is answered the void and takes no money. The card number is not
+        needed. Raises ProviderUnavailable on a transient failure.
+        """
         ...
 
     async def refund(self, request: RefundRequest) -> RefundResult:

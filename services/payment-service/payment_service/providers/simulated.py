@@ -11,13 +11,21 @@ Test cards (any other Luhn-valid number succeeds; no card at all succeeds too):
 | 4000000000000069   | declined: ``expired_card``                           |
 | 4000000000000119   | transient failure on every attempt (provider down)   |
 | 4000000000003220   | transient failure twice per key, then approved       |
+| 4000000000000259   | stalls 30 s before charging, then approved           |
+| 4000000000000341   | charges (approved), then stalls 30 s before answering |
+
+The two stalling cards are for crash tests: a payment process killed during the
+first stall has charged nothing, during the second it has charged.
 
 The ledger (table ``simulated_provider_ledger``) holds one row per idempotency
-key, so a repeated key returns the first outcome and never charges again.
+key, so a repeated key returns the first outcome and never charges again. A key
+voided by ``resolve_charge`` holds a ``void`` row: a later charge with it gets
+that row's outcome (not approved, ``abandoned``) and takes no money.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 
@@ -27,6 +35,7 @@ from payment_service import repository
 from payment_service.cards import card_brand, card_last4
 from payment_service.models import ProviderLedgerEntry
 from payment_service.providers.base import (
+    ABANDONED,
     ChargeRequest,
     ChargeResult,
     ProviderUnavailable,
@@ -43,10 +52,14 @@ DECLINE_MESSAGES = {
     "card_declined": "The card was declined",
     "insufficient_funds": "The card has insufficient funds",
     "expired_card": "The card has expired",
+    ABANDONED: "The payment was abandoned before anything was charged",
 }
 ALWAYS_UNAVAILABLE_CARD = "4000000000000119"
 FLAKY_CARD = "4000000000003220"
 FLAKY_FAILURES = 2
+STALL_BEFORE_CHARGE_CARD = "4000000000000259"
+STALL_AFTER_CHARGE_CARD = "4000000000000341"
+STALL_SECONDS = 30.0
 
 
 class SimulatedProvider:
@@ -59,13 +72,24 @@ class SimulatedProvider:
         self._flaky_attempts: Counter[str] = Counter()
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
-        """Charge once per idempotency key; a repeated key returns the recorded outcome."""
+        """Charge once per idempotency key; a repeated (or voided) key returns the recorded outcome."""
+        if request.card_number == STALL_BEFORE_CHARGE_CARD:
+            await asyncio.sleep(STALL_SECONDS)
         async with self._sessionmaker() as session, session.begin():
             recorded = await repository.get_ledger_entry(session, request.idempotency_key)
             if recorded is not None:
                 return _charge_result(recorded)
             self._fail_transiently(request)
             entry = await repository.add_ledger_entry(session, _charge_entry(request))
+        if request.card_number == STALL_AFTER_CHARGE_CARD:
+            await asyncio.sleep(STALL_SECONDS)
+        return _charge_result(entry)
+
+    async def resolve_charge(self, request: ChargeRequest) -> ChargeResult:
+        """The key's recorded outcome, or a void recorded under it (INSERT .. ON CONFLICT DO
+        NOTHING on the key: a charge and a void of one key never both land)."""
+        async with self._sessionmaker() as session, session.begin():
+            entry = await repository.add_ledger_entry(session, _void_entry(request))
         return _charge_result(entry)
 
     async def refund(self, request: RefundRequest) -> RefundResult:
@@ -106,6 +130,19 @@ def _charge_entry(request: ChargeRequest) -> ProviderLedgerEntry:
         decline_code=decline_code,
         card_brand=card_brand(number) if number else None,
         card_last4=card_last4(number) if number else None,
+    )
+
+
+def _void_entry(request: ChargeRequest) -> ProviderLedgerEntry:
+    return ProviderLedgerEntry(
+        idempotency_key=request.idempotency_key,
+        operation="void",
+        operation_id=f"vd_{uuid.uuid4().hex}",
+        reference=request.reference,
+        amount=request.amount,
+        currency=request.currency,
+        approved=False,
+        decline_code=ABANDONED,
     )
 
 

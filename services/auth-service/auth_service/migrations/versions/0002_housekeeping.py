@@ -1,19 +1,15 @@
-"""housekeeping: indexes to find published outbox rows past their retention
+"""housekeeping: indexes to find published outbox rows and old dedupe records past their retention
 
 Revision ID: 0002_housekeeping
 Revises: 0001
 Create Date: 2026-12-01 00:00:00
 
-Built CONCURRENTLY, outside the migration's transaction: the tables may already be
-large (nothing pruned them before), and a plain CREATE INDEX would block every write
-of an event while it runs. An interrupted build leaves an INVALID index behind: drop
-it (DROP INDEX CONCURRENTLY <schema>.<name>) and run the migration again.
+Built concurrently (see servicekit.migration_ops).
 """
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from servicekit.migration_ops import create_housekeeping_indexes, drop_housekeeping_indexes
 
 revision: str = "0002_housekeeping"
 down_revision: str | None = "0001"
@@ -22,24 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.create_index(
-            "ix_outbox_published",
-            "outbox",
-            ["published_at"],
-            unique=False,
-            schema="auth",
-            postgresql_where=sa.text("published_at IS NOT NULL"),
-            postgresql_concurrently=True,
-        )
+    create_housekeeping_indexes("auth", tables=("outbox",))
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.drop_index(
-            "ix_outbox_published",
-            table_name="outbox",
-            schema="auth",
-            postgresql_concurrently=True,
-            if_exists=True,
-        )
+    drop_housekeeping_indexes("auth", tables=("outbox",))
