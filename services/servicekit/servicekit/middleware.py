@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,8 +16,9 @@ from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _incoming_request_id(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
+def incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The request's well-formed X-Request-ID (lower-case header names, as ASGI gives them), or a new id."""
+    for name, value in headers:
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
             if _VALID_REQUEST_ID.match(candidate):
@@ -41,7 +43,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope)
+        request_id = incoming_request_id(scope.get("headers", ()))
         rid_token = request_id_var.set(request_id)
         uid_token = user_id_var.set(None)
         status = 500

@@ -1,8 +1,9 @@
 """Start a service: ``python -m servicekit.serve auth_service``.
 
 The one start command used by the Dockerfiles, the native runner and k8s. It
-runs ``<package>.main:create_app`` under uvicorn (uvloop, httptools, no access
-log). ``PORT``, ``HOST`` and ``WEB_CONCURRENCY`` come from the environment.
+runs ``<package>.main:create_app`` under uvicorn (uvloop, httptools with its own 400
+in the JSON error shape, no access log). ``PORT``, ``HOST`` and ``WEB_CONCURRENCY`` come
+from the environment.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import sys
 
 import uvicorn
+
+from servicekit.protocol import JsonErrorHttpToolsProtocol
 
 DEFAULT_PORTS = {
     "auth_service": 8001,
@@ -33,7 +36,7 @@ def main(argv: list[str]) -> int:
         port=int(os.environ.get("PORT", DEFAULT_PORTS[package])),
         workers=int(os.environ.get("WEB_CONCURRENCY", "1")),
         loop="uvloop",
-        http="httptools",
+        http=JsonErrorHttpToolsProtocol,
         access_log=False,
         log_config=None,
         proxy_headers=True,
