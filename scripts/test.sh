@@ -63,7 +63,8 @@ start_system() {
   export AUTH_TOKEN_RATE="100r/s" AUTH_TOKEN_BURST=200
   # Every test client shares 127.0.0.1: the per-address login throttle would block them all
   # (the per-account one stays on and is tested; the per-address one has its own test).
-  export EXTRA_SERVICE_ENV="LOGIN_MAX_FAILURES_PER_IP=1000000"
+  # A payment stranded mid-request is resolved by the reconciler within a test's patience.
+  export EXTRA_SERVICE_ENV="LOGIN_MAX_FAILURES_PER_IP=1000000 IDEMPOTENCY_LOCK_SECONDS=10 RECONCILER_INTERVAL_SECONDS=2"
   rm -rf "$SYSTEM_RUN_DIR/mail"
   bash scripts/run_local.sh down >/dev/null 2>&1 || true
   bash scripts/run_local.sh up

@@ -117,7 +117,9 @@ async def settled_payments(api: httpx.AsyncClient, user: dict[str, Any]) -> list
         items = (await api.get("/api/payments/payments", headers=user["headers"])).json()["items"]
         return None if any(p["status"] in ("pending", "succeeded") for p in items) else items or [{}]
 
-    found = await wait_until(settled, within=45, interval=0.25, what="the payments settled")
+    # A payment stranded by a 503 is resolved by payment's reconciler (the test system runs it
+    # with a 10 s lease and a 2 s pass).
+    found = await wait_until(settled, within=60, interval=0.25, what="the payments settled")
     return [p for p in found if p]
 
 
@@ -160,7 +162,9 @@ async def test_a_cancel_racing_a_payment_ends_the_booking_once_with_consistent_m
     bookings = await asyncio.gather(*(book_seats(api, user) for user in users))
     races = (race(api, u, b, mid=i % 2 == 0) for i, (u, b) in enumerate(zip(users, bookings, strict=True)))
     statuses = await asyncio.gather(*races)
-    assert set(statuses) <= {201, 409}, statuses
+    # 503 is "retry later" (a database short of connections on a shared machine): whatever
+    # happened to that payment, the checks below must still hold.
+    assert set(statuses) <= {201, 409, 503}, statuses
     charged = 0
     for user, booking in zip(users, bookings, strict=True):
         payments = await settled_payments(api, user)
