@@ -11,6 +11,15 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 pid_alive() { [[ "${1:-0}" =~ ^[1-9][0-9]*$ ]] && kill -0 "$1" 2>/dev/null; }
 
+# Exited, not yet reaped by its parent: kill -0 still finds it, but nothing runs.
+pid_zombie() { [[ "${1:-0}" =~ ^[1-9][0-9]*$ && "$(ps -o stat= -p "$1" 2>/dev/null)" == Z* ]]; }
+
+group_alive() {
+  # group_alive PID: the process, or any process left in the group it led (a crashed leader's
+  # workers keep serving its port). Zombies count until reaped, so waiting on it waits for that.
+  pid_alive "${1:-}" || { [[ "${1:-0}" =~ ^[1-9][0-9]*$ ]] && kill -0 -- "-$1" 2>/dev/null; }
+}
+
 wait_http() {
   # wait_http URL SECONDS [PID]: until URL answers 200 (fails at once if PID dies)
   local url="$1" deadline=$((SECONDS + $2)) pid="${3:-}"
@@ -23,16 +32,30 @@ wait_http() {
   return 1
 }
 
+wait_port() {
+  # wait_port PORT SECONDS [PID]: until something accepts connections on 127.0.0.1:PORT
+  local port="$1" deadline=$((SECONDS + $2)) pid="${3:-}"
+  while ((SECONDS < deadline)); do
+    port_free "$port" || return 0
+    if [[ -n "$pid" ]] && ! pid_alive "$pid"; then echo "!! process $pid exited" >&2; return 1; fi
+    sleep 0.3
+  done
+  echo "!! nothing listens on port $port after $2 s" >&2
+  return 1
+}
+
 wait_gone() {
+  # wait_gone PID SECONDS: until the process and every process of the group it led are gone
   local pid="$1" deadline=$((SECONDS + $2))
-  while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-  ! pid_alive "$pid" || return 1
+  while group_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+  ! group_alive "$pid" || return 1
 }
 
 stop_group() {
-  # TERM the process group the runner started, then KILL what is left.
+  # TERM the process group the runner started, then KILL what is left. The leader may be
+  # gone already (a crash): what is left of its group (workers holding its port) still goes.
   local pid="$1"
-  pid_alive "$pid" || return 0
+  group_alive "$pid" || return 0
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   if ! wait_gone "$pid" 15; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi
   wait_gone "$pid" 5 || true

@@ -3,9 +3,11 @@
     Movie Booking on Windows: the whole system in Docker Desktop (docker compose).
 
 .DESCRIPTION
-    up      build the images and start everything; waits until the gateway answers
+    up      build the images and start whatever is not running (containers that run are
+            left alone, so after a crash it starts only what died); waits until the gateway answers
     down    stop and remove the containers (data volumes are kept; add -Volumes to wipe them)
-    status  the containers, their health, and the URLs
+    status  every container (exited ones too), its health, and the URLs; exit 1 with a line
+            naming each service that is down (not running, or not healthy)
     logs    follow the logs (all, or one service: .\scripts\run_local.ps1 logs booking-service)
 
 .EXAMPLE
@@ -76,6 +78,21 @@ function Wait-Gateway {
     throw "the gateway did not answer within $TimeoutSeconds s: .\scripts\run_local.ps1 status / logs"
 }
 
+function Get-DownServices {
+    # The long-running services (not the *-migrate one-shots) without a running, healthy container.
+    # `ps --format json` prints one object a line (newer Compose) or one array (older).
+    $services = & docker compose -f $ComposeFile --project-directory $Root config --services |
+        Where-Object { $_ -and $_ -notlike "*-migrate" }
+    $containers = @(& docker compose -f $ComposeFile --project-directory $Root ps --all --format json |
+        Where-Object { $_.Trim() } | ForEach-Object { $_ | ConvertFrom-Json } | ForEach-Object { $_ })
+    foreach ($service in $services) {
+        $up = $containers | Where-Object {
+            $_.Service -eq $service -and $_.State -eq "running" -and [string]$_.Health -in @("", "healthy")
+        }
+        if (-not $up) { $service }
+    }
+}
+
 function Show-Urls {
     foreach ($entry in $Urls.GetEnumerator()) {
         Write-Host ("  {0,-22} {1}" -f $entry.Key, $entry.Value)
@@ -97,8 +114,14 @@ switch ($Command) {
         Invoke-Compose $arguments
     }
     "status" {
-        Invoke-Compose @("ps", "--format", "table {{.Service}}\t{{.State}}\t{{.Health}}\t{{.Ports}}")
+        Invoke-Compose @("ps", "--all", "--format", "table {{.Service}}\t{{.State}}\t{{.Health}}\t{{.Ports}}")
         Show-Urls
+        $down = @(Get-DownServices)
+        if ($down.Count -gt 0) {
+            Write-Host "down: $($down -join ' ')"
+            exit 1
+        }
+        Write-Host "all services up"
     }
     "logs" {
         $arguments = @("logs", "--follow", "--tail", "200")
