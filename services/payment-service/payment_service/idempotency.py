@@ -21,7 +21,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from payment_service import repository
 from payment_service.config import PaymentSettings
@@ -51,11 +51,16 @@ class Claim:
 
 class IdempotencyStore:
     def __init__(
-        self, settings: PaymentSettings, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+        self,
+        settings: PaymentSettings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        autocommit: AsyncEngine,
     ) -> None:
         self._settings = settings
         self._sessionmaker = sessionmaker
         self._redis = redis
+        self._autocommit = autocommit
 
     def fingerprint(self, request: PaymentRequest) -> str:
         """A keyed hash of the request body (keyed: the body holds a card number)."""
@@ -79,12 +84,11 @@ class IdempotencyStore:
     async def claim(self, user_id: uuid.UUID, key: str, fingerprint: str) -> Claim:
         """Take the key for this request (409 while another request holds it, 422 on another body)."""
         now = datetime.now(UTC)
-        async with self._sessionmaker() as session, session.begin():
-            values = self._fresh_values(fingerprint, now)
-            if await repository.insert_idempotency_record(
-                session, {"user_id": user_id, "key": key, **values}
-            ):
+        values = {"user_id": user_id, "key": key, **self._fresh_values(fingerprint, now)}
+        async with self._autocommit.connect() as connection:  # the usual case: one round trip
+            if await repository.insert_idempotency_record(connection, values):
                 return Claim()
+        async with self._sessionmaker() as session, session.begin():
             record = await repository.get_idempotency_record(session, user_id, key)
             return self._reclaim(record, fingerprint, now)
 

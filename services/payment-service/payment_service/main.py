@@ -23,11 +23,13 @@ def _startup(settings: PaymentSettings, booking_transport: httpx.AsyncBaseTransp
     async def on_startup(runtime: Runtime) -> None:
         client = ServiceClient("booking", settings.booking_service_url, settings, transport=booking_transport)
         runtime.clients["booking"] = client
-        idempotency = IdempotencyStore(settings, runtime.sessionmaker, runtime.redis)
+        # Single-statement writes (claiming a key, the provider's ledger) need no BEGIN/COMMIT.
+        autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
+        idempotency = IdempotencyStore(settings, runtime.sessionmaker, runtime.redis, autocommit)
         payments = Payments(
             settings=settings,
             sessionmaker=runtime.sessionmaker,
-            provider=SimulatedProvider(runtime.sessionmaker),
+            provider=SimulatedProvider(autocommit),
             bookings=BookingGateway(client),
             idempotency=idempotency,
         )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from payment_service.models import (
     NOT_A_DECLINE,
@@ -109,7 +109,7 @@ async def list_payments(
 # --- idempotency records ----------------------------------------------------------------
 
 
-async def insert_idempotency_record(session: AsyncSession, values: dict[str, Any]) -> bool:
+async def insert_idempotency_record(session: AsyncSession | AsyncConnection, values: dict[str, Any]) -> bool:
     """Claim a key; False when the (user, key) record already exists (or is being inserted)."""
     stmt = (
         insert(IdempotencyRecord)
@@ -188,6 +188,21 @@ async def record_cancelled_booking(
     )
 
 
+async def payment_and_booking_end(
+    session: AsyncSession, payment_id: uuid.UUID
+) -> tuple[Payment, CancelledBooking | None]:
+    """The payment, locked, and the recorded end of its booking if any: one round trip."""
+    stmt = (
+        select(Payment, CancelledBooking)
+        .outerjoin(CancelledBooking, CancelledBooking.booking_id == Payment.booking_id)
+        .where(Payment.id == payment_id)
+        .with_for_update(of=Payment)
+        .execution_options(populate_existing=True)
+    )
+    payment, ended = (await session.execute(stmt)).one()
+    return payment, ended
+
+
 async def get_cancelled_booking(session: AsyncSession, booking_id: uuid.UUID) -> CancelledBooking | None:
     return await session.get(CancelledBooking, booking_id)
 
@@ -200,22 +215,37 @@ async def get_ledger_entry(session: AsyncSession, idempotency_key: str) -> Provi
     return (await session.execute(stmt)).scalars().first()
 
 
-async def add_ledger_entry(session: AsyncSession, entry: ProviderLedgerEntry) -> ProviderLedgerEntry:
+class LedgerRow(Protocol):
+    """A ledger entry as a row (the columns of ``ProviderLedgerEntry`` by name)."""
+
+    operation_id: str
+    approved: bool
+    decline_code: str | None
+
+
+async def add_ledger_entry(
+    connection: AsyncSession | AsyncConnection, entry: ProviderLedgerEntry
+) -> LedgerRow:
     """Insert once per key; a concurrent or repeated key gets the entry recorded first."""
-    columns = {c.key: getattr(entry, c.key) for c in ProviderLedgerEntry.__table__.columns}
-    columns.pop("created_at")
+    ledger = ProviderLedgerEntry.__table__
+    assert isinstance(ledger, Table)
+    columns = {c.key: getattr(entry, c.key) for c in ledger.columns if c.key != "created_at"}
     stmt = (
-        insert(ProviderLedgerEntry)
+        insert(ledger)
         .values(**columns)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(ProviderLedgerEntry)
+        .returning(*ledger.columns)
     )
-    inserted = (await session.execute(stmt)).scalars().first()
+    inserted = (await connection.execute(stmt)).first()
     if inserted is not None:  # the usual case: one round trip
-        return inserted
-    recorded = await get_ledger_entry(session, entry.idempotency_key)
+        return cast(LedgerRow, inserted)
+    recorded = (
+        await connection.execute(
+            select(*ledger.columns).where(ledger.c.idempotency_key == entry.idempotency_key)
+        )
+    ).first()
     assert recorded is not None
-    return recorded
+    return cast(LedgerRow, recorded)
 
 
 async def count_ledger_entries(session: AsyncSession, reference: str, operation: str) -> int:

@@ -39,7 +39,7 @@ from payment_service.events import publish_payment_completed, publish_payment_fa
 from payment_service.idempotency import IdempotencyStore, StoredResponse
 from payment_service.leases import pending_payment_retry_after
 from payment_service.metrics import IDEMPOTENT_REPLAYS, PAYMENTS
-from payment_service.models import Payment, PaymentStatus
+from payment_service.models import CancelledBooking, Payment, PaymentStatus
 from payment_service.providers import (
     ABANDONED,
     ChargeRequest,
@@ -155,17 +155,17 @@ async def _start_payment(
         idempotency_key=key,
         provider=ctx.provider.name,
     )
-    async with ctx.sessionmaker() as session, session.begin():
-        # Under the booking's lock, as finishing a payment is: a decline that is being
-        # recorded right now is counted before another attempt may start.
-        await repository.lock_booking(session, booking.id)
-        await _check_attempts_left(ctx, session, booking.id)
-        try:
-            async with session.begin_nested():
-                await repository.add_payment(session, payment)
-        except IntegrityError as exc:
-            raise await _already_paid(ctx, session, booking.id) from exc
-        await ctx.idempotency.attach_payment(session, user.user_id, key, payment.id)
+    try:
+        async with ctx.sessionmaker() as session, session.begin():
+            # Under the booking's lock, as finishing a payment is: a decline that is being
+            # recorded right now is counted (by a statement after the lock) before another
+            # attempt may start.
+            await repository.lock_booking(session, booking.id)
+            await _check_attempts_left(ctx, session, booking.id)
+            await repository.add_payment(session, payment)
+            await ctx.idempotency.attach_payment(session, user.user_id, key, payment.id)
+    except IntegrityError as exc:  # the index's one live payment per booking (rolled back)
+        raise await _already_paid(ctx, booking.id) from exc
     return payment
 
 
@@ -178,9 +178,10 @@ async def _check_attempts_left(ctx: Payments, session: AsyncSession, booking_id:
         )
 
 
-async def _already_paid(ctx: Payments, session: AsyncSession, booking_id: uuid.UUID) -> Conflict:
+async def _already_paid(ctx: Payments, booking_id: uuid.UUID) -> Conflict:
     """409: paid (final), or being paid: then Retry-After says when it is finished or resolved."""
-    live = await repository.live_payment_of_booking(session, booking_id)
+    async with ctx.sessionmaker() as session:
+        live = await repository.live_payment_of_booking(session, booking_id)
     headers = None
     if live is not None and live.status == PaymentStatus.PENDING:
         headers = pending_payment_retry_after(live.updated_at, ctx.settings)
@@ -241,15 +242,19 @@ async def finish_payment(
     """Store the outcome, its event and the key's answer in one transaction."""
     async with ctx.sessionmaker() as session, session.begin():
         await repository.lock_booking(session, payment.booking_id)
-        locked = await repository.get_payment(session, payment.id, lock=True)
-        assert locked is not None
-        response = await _apply_outcome(session, ctx, locked, result)
+        # After the lock, so it sees an end of the booking recorded by a consumer just before.
+        locked, ended = await repository.payment_and_booking_end(session, payment.id)
+        response = await _apply_outcome(session, ctx, locked, ended, result)
         await ctx.idempotency.complete(session, user_id, key, response)
     return response
 
 
 async def _apply_outcome(
-    session: AsyncSession, ctx: Payments, payment: Payment, result: ChargeResult
+    session: AsyncSession,
+    ctx: Payments,
+    payment: Payment,
+    ended: CancelledBooking | None,
+    result: ChargeResult,
 ) -> StoredResponse:
     if payment.status != PaymentStatus.PENDING:  # a resumed twin got here first
         return _answer(payment)
@@ -258,7 +263,6 @@ async def _apply_outcome(
     _set_status(payment, PaymentStatus.SUCCEEDED, provider_charge_id=result.charge_id)
     await publish_payment_completed(session, payment)
     PAYMENTS.labels("succeeded").inc()
-    ended = await repository.get_cancelled_booking(session, payment.booking_id)
     if ended is not None:  # the booking ended (cancelled, expired, failed) while we charged
         await refund_payment(session, ctx.provider, payment, late_payment_refund_reason(ended.reason))
     return _answer(payment)

@@ -31,17 +31,23 @@ GOOD_CARD = "4242424242424242"
 
 
 class HeldConnections:
-    """Pool connections checked out, per asyncio task (the request runs in the caller's task)."""
+    """Pool connections checked out, per asyncio task (the request runs in the caller's task).
+
+    A connection is returned to the pool from another task than the one that took it (SQLAlchemy
+    finishes the return asynchronously), so each return is counted against the task that took it.
+    """
 
     def __init__(self) -> None:
         self.by_task: Counter[asyncio.Task[Any] | None] = Counter()
+        self.taken_by: dict[int, asyncio.Task[Any] | None] = {}
         self.seen: list[tuple[str, int]] = []
 
-    def checkout(self, *_: Any) -> None:
-        self.by_task[asyncio.current_task()] += 1
+    def checkout(self, _: Any, record: Any, *__: Any) -> None:
+        self.taken_by[id(record)] = task = asyncio.current_task()
+        self.by_task[task] += 1
 
-    def checkin(self, *_: Any) -> None:
-        self.by_task[asyncio.current_task()] -= 1
+    def checkin(self, _: Any, record: Any) -> None:
+        self.by_task[self.taken_by.pop(id(record), None)] -= 1
 
     def note(self, where: str) -> None:
         self.seen.append((where, self.by_task[asyncio.current_task()]))

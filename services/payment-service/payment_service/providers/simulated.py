@@ -29,7 +29,7 @@ import asyncio
 import uuid
 from collections import Counter
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payment_service import repository
 from payment_service.cards import card_brand, card_last4
@@ -67,20 +67,18 @@ class SimulatedProvider:
 
     name = "simulated"
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, autocommit: AsyncEngine) -> None:
+        # Every ledger write is one statement: it needs no transaction around it.
+        self._autocommit = autocommit
         self._flaky_attempts: Counter[str] = Counter()
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key; a repeated (or voided) key returns the recorded outcome."""
         if request.card_number == STALL_BEFORE_CHARGE_CARD:
             await asyncio.sleep(STALL_SECONDS)
-        async with self._sessionmaker() as session, session.begin():
-            recorded = await repository.get_ledger_entry(session, request.idempotency_key)
-            if recorded is not None:
-                return _charge_result(recorded)
-            self._fail_transiently(request)
-            entry = await repository.add_ledger_entry(session, _charge_entry(request))
+        self._fail_transiently(request)  # an unreachable acquirer answers nothing, recorded or not
+        async with self._autocommit.connect() as connection:
+            entry = await repository.add_ledger_entry(connection, _charge_entry(request))
         if request.card_number == STALL_AFTER_CHARGE_CARD:
             await asyncio.sleep(STALL_SECONDS)
         return _charge_result(entry)
@@ -88,8 +86,8 @@ class SimulatedProvider:
     async def resolve_charge(self, request: ChargeRequest) -> ChargeResult:
         """The key's recorded outcome, or a void recorded under it (INSERT .. ON CONFLICT DO
         NOTHING on the key: a charge and a void of one key never both land)."""
-        async with self._sessionmaker() as session, session.begin():
-            entry = await repository.add_ledger_entry(session, _void_entry(request))
+        async with self._autocommit.connect() as connection:
+            entry = await repository.add_ledger_entry(connection, _void_entry(request))
         return _charge_result(entry)
 
     async def refund(self, request: RefundRequest) -> RefundResult:
@@ -103,8 +101,8 @@ class SimulatedProvider:
             currency=request.currency,
             approved=True,
         )
-        async with self._sessionmaker() as session, session.begin():
-            recorded = await repository.add_ledger_entry(session, entry)
+        async with self._autocommit.connect() as connection:
+            recorded = await repository.add_ledger_entry(connection, entry)
         return RefundResult(refund_id=recorded.operation_id)
 
     def _fail_transiently(self, request: ChargeRequest) -> None:
@@ -146,7 +144,7 @@ def _void_entry(request: ChargeRequest) -> ProviderLedgerEntry:
     )
 
 
-def _charge_result(entry: ProviderLedgerEntry) -> ChargeResult:
+def _charge_result(entry: repository.LedgerRow) -> ChargeResult:
     code = entry.decline_code
     return ChargeResult(
         charge_id=entry.operation_id,
