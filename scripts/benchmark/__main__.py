@@ -5,11 +5,15 @@
 
 Scenarios (each bounded by a request count and --max-seconds): gateway /health, auth /health
 through the gateway, catalog reads, seat-map reads, seat maps of 100 / 1,000 / 10,000 seats,
-booking distinct seats with 64 clients, 200 users racing for 2 seats, book -> pay flows, and
-booking again with 10k (and, with --million, 1M) more bookings in the database. Prints
-requests/s, p50/p99/max latency, error rate and the ratio to gateway /health per scenario,
-then checks that no seat was sold twice and no booking charged twice (exit 1 if one was),
-prints each service's resident memory, and which targets of issues 3 and 4 are met.
+the yardstick (reference_endpoint.py's one-query-one-Redis-command endpoint, started here),
+booking distinct seats with 64 clients, 200 users racing for 2 seats, book -> pay flows at 64
+and at 8 clients (with the lag to `confirmed` and to the tickets mail, the PostgreSQL
+connections held and the CPU per purchase of every process of the stack), and booking again
+with 10k (and, with --million, 1M) more bookings in the database. Prints requests/s,
+p50/p99/max latency, error rate and the ratio to gateway /health per scenario, then checks
+that no seat was sold twice, no booking charged twice and no booking mailed its tickets twice
+(exit 1 if one was), prints each service's resident memory, and which targets of issues 3, 4
+and 16 are met. ``--only purchase`` runs issue 16's part (yardstick, distinct, flow).
 See docs/benchmarks.md.
 """
 
@@ -29,9 +33,13 @@ from urllib.parse import urlsplit
 import checks
 import fixtures
 import httpx
+import purchase_report
 import scenarios
+import yardstick
+from purchase import FlowRun, Where, measure_flow
 from report import Figures, print_table, print_targets, say
 from settle import wait_quiet
+from targets import gateway_targets, purchase_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -57,7 +65,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--read-requests", type=int, default=6000)
     parser.add_argument("--bookings", type=int, default=800, help="bookings of the distinct-seat scenario")
     parser.add_argument("--race-rounds", type=int, default=5)
-    parser.add_argument("--flows", type=int, default=400)
+    parser.add_argument("--flows", type=int, default=400, help="book -> pay flows at --clients")
+    parser.add_argument("--few-clients", type=int, default=8, help="clients of the second flow scenario")
+    parser.add_argument("--few-flows", type=int, default=200, help="flows at --few-clients (0: none)")
+    parser.add_argument("--yardstick-requests", type=int, default=6000)
     parser.add_argument("--filler", type=int, default=10000, help="bookings rows to add before re-measuring")
     parser.add_argument("--million", action="store_true", help="also measure with 1M booking rows")
     parser.add_argument("--max-seconds", type=float, default=20.0, help="bound of each scenario")
@@ -65,9 +76,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=SCENARIOS,
+        choices=(*SCENARIOS, "purchase"),
         metavar="SCENARIO",
-        help=f"run only these scenarios ({', '.join(SCENARIOS)}); gateway /health always runs",
+        help=f"run only these scenarios ({', '.join(SCENARIOS)}; purchase = {' '.join(PURCHASE)});"
+        " gateway /health always runs",
     )
     return parser.parse_args()
 
@@ -116,15 +128,26 @@ async def prepare(args: argparse.Namespace, url: str, run_id: str) -> tuple[dict
     return showtimes, seats, tokens
 
 
-SCENARIOS = ("health", "auth_health", "catalog", "seat_map", "maps", "distinct", "race", "flow", "rows")
+SCENARIOS = (
+    "health", "auth_health", "catalog", "seat_map", "maps", "yardstick", "distinct", "race", "flow", "rows",
+)  # fmt: skip
+PURCHASE = ("yardstick", "distinct", "flow")  # issue 16's figures
+
+
+def wanted_scenarios(only: list[str] | None) -> set[str]:
+    """``--only`` expanded (``purchase`` names issue 16's scenarios); every ratio needs /health."""
+    chosen = set(only or SCENARIOS)
+    if "purchase" in chosen:
+        chosen = (chosen - {"purchase"}) | set(PURCHASE)
+    return {"health", *chosen}
 
 
 def measure(
     args: argparse.Namespace, bench: scenarios.Bench, showtimes: dict, seats: dict
-) -> dict[str, Figures]:
+) -> tuple[dict[str, Figures], dict[int, FlowRun]]:
     """The scenarios of ``--only`` (all by default), in order; the keys name them for the targets."""
     clients, reads_n = args.clients, args.read_requests
-    wanted = {"health", *(args.only or SCENARIOS)}  # every ratio is to /health: always measured
+    wanted = wanted_scenarios(args.only)
     found: dict[str, Figures] = {}
     reads = [
         ("health", "gateway /health", "/health", args.health_requests),
@@ -143,6 +166,10 @@ def measure(
         found[f"map{size}gz"] = timed(
             scenarios.reads, bench, f"seat map, {size:,} seats, 8 clients, gzip", path, requests, 8, True
         )
+    if "yardstick" in wanted:
+        bench.settle()
+        found["yardstick"] = yardstick.measure(bench, args.yardstick_requests, clients)
+        say(f"  {found['yardstick'].scenario}: {found['yardstick'].rps:.0f} req/s")
     if "distinct" in wanted:
         found["distinct"] = timed(
             scenarios.distinct_bookings,
@@ -157,13 +184,26 @@ def measure(
         found["race"] = timed(
             scenarios.race, bench, showtimes["race"], seats["race"], min(200, args.users), args.race_rounds
         )
-    if "flow" in wanted:
-        found["flow"] = timed(
-            scenarios.book_and_pay, bench, showtimes["flow"], seats["flow"], args.flows, clients
-        )
+    runs = flows(args, bench, showtimes["flow"], seats["flow"]) if "flow" in wanted else {}
+    found |= {f"flow{n}": run.figures for n, run in runs.items()}
     if "rows" in wanted:
         found.update(with_filler_rows(args, bench, showtimes, seats))
-    return found
+    return found, runs
+
+
+def flows(
+    args: argparse.Namespace, bench: scenarios.Bench, showtime: str, seats: list[str]
+) -> dict[int, FlowRun]:
+    """book -> pay at --clients, then at --few-clients, each on seats of its own."""
+    where = Where(args.run_dir, f"{args.pg}/{args.database}" if args.database else None)
+    many, few = 2 * args.flows, 2 * args.few_flows
+    runs = {args.clients: measure_flow(bench, where, showtime, seats[:many], args.flows, args.clients)}
+    if args.few_flows > 0 and args.few_clients != args.clients:
+        few_seats = seats[many : many + few]
+        runs[args.few_clients] = measure_flow(
+            bench, where, showtime, few_seats, args.few_flows, args.few_clients
+        )
+    return runs
 
 
 def _map(showtimes: dict[str, str], name: str) -> str:
@@ -208,58 +248,14 @@ def timed(function, bench: scenarios.Bench, *arguments) -> Figures:  # noqa: ANN
     return shown
 
 
-def invariants(args: argparse.Namespace, bench: scenarios.Bench) -> list[str]:
-    """What broke: seats two 201s were given, and (with --database) the SQL checks."""
+def invariants(args: argparse.Namespace, bench: scenarios.Bench, runs: dict[int, FlowRun]) -> list[str]:
+    """What broke: seats two 201s were given, tickets mailed twice, and (with --database) the SQL checks."""
     broken = [f"seat given to two bookings: {seat}" for seat in checks.client_side_double_sales(bench.booked)]
+    broken += [f"tickets mailed twice: booking {ref}" for run in runs.values() for ref in run.duplicate_mails]
     if args.database:
         for name, rows in asyncio.run(checks.database_violations(f"{args.pg}/{args.database}")).items():
             broken += [f"{name}: {row}" for row in rows]
     return broken
-
-
-def _share_of_health(name: str, figure: Figures, health: Figures, share: float) -> tuple[str, bool, str]:
-    ratio = figure.rps / health.rps
-    return name, ratio >= share, f"{figure.rps:.0f} / {health.rps:.0f} = {ratio:.3f}"
-
-
-def targets(found: dict[str, Figures], memory: dict[str, int]) -> list[tuple[str, bool, str]]:
-    """The targets of issues 3 and 4 that this run measured."""
-    health = found["health"]
-    services = {name: rss for name, rss in memory.items() if name not in ("mail", "gateway (nginx)")}
-    biggest = max(services.items(), key=lambda item: item[1]) if services else ("-", 0)
-    shown: list[tuple[str, bool, str]] = []
-    if distinct := found.get("distinct"):
-        shown.append(_share_of_health("bookings/s >= 0.25 x gateway /health", distinct, health, 0.25))
-        shown.append(
-            (
-                f"booking p99 < 50 ms at {distinct.concurrency} clients",
-                distinct.p99_ms < 50,
-                f"{distinct.p99_ms:.1f} ms",
-            )
-        )
-    if race := found.get("race"):
-        shown.append(("200-user race p99 < 200 ms", race.p99_ms < 200, f"{race.p99_ms:.1f} ms"))
-    if seat_map := found.get("seat_map"):
-        shown.append(_share_of_health("seat map >= 0.5 x gateway /health", seat_map, health, 0.5))
-    for suffix, how in (("gz", "gzip, as browsers ask"), ("", "uncompressed")):
-        small, large = found.get(f"map100{suffix}"), found.get(f"map10000{suffix}")
-        if small and large:
-            times = large.p50_ms / max(small.p50_ms, 1e-9)
-            shown.append(
-                (
-                    f"10k-seat map < 5 x 100-seat map (p50, {how})",
-                    times < 5,
-                    f"{large.p50_ms:.1f} ms vs {small.p50_ms:.1f} ms = {times:.1f}x",
-                )
-            )
-    shown.append(
-        (
-            "every service < 200 MB RSS",
-            biggest[1] < 200 * 2**20,
-            f"largest {biggest[0]} {biggest[1] / 2**20:.0f} MB",
-        )
-    )
-    return shown
 
 
 def main() -> int:
@@ -273,27 +269,42 @@ def main() -> int:
     prefix = args.queue_prefix if args.queue_prefix is not None else instance.get("QUEUE_PREFIX", "")
     dsn = f"{args.pg}/{args.database}" if args.database else None
     bench.settle = lambda: wait_quiet(dsn, amqp, prefix)
-    found = measure(args, bench, showtimes, seats)
+    found, runs = measure(args, bench, showtimes, seats)
     for figure in found.values():
         figure.ratio = figure.rps / found["health"].rps
     say()
     print_table(list(found.values()))
-    broken = invariants(args, bench)
+    broken = invariants(args, bench, runs)
     memory = checks.resident_memory(args.run_dir)
     say("\nResident memory after the run (RSS, from /proc of the runner's pid files):")
     for name, rss in memory.items():
         say(f"  {name:<16} {rss / 2**20:7.1f} MB")
-    print_targets(targets(found, memory))
+    print_purchase(found, runs)
+    print_targets("issues 3 and 4", gateway_targets(found, memory))
+    if "yardstick" in found or runs:
+        print_targets("issue 16, the purchase", purchase_targets(found, runs))
     for anomaly in bench.anomalies:
         say(f"  warning: {anomaly}")
-    say(f"\nInvariants: {'BROKEN' if broken else 'held'} (no seat sold twice, no booking charged twice)")
+    say(
+        f"\nInvariants: {'BROKEN' if broken else 'held'} "
+        "(no seat sold twice, no booking charged twice, no tickets mailed twice)"
+    )
     for line in broken:
         say(f"  {line}")
     if args.json:
-        args.json.write_text(
-            json.dumps({"figures": [asdict(f) for f in found.values()], "rss": memory}, indent=1)
-        )
+        figures = {"figures": [asdict(f) for f in found.values()], "rss": memory}
+        args.json.write_text(json.dumps(figures | {"purchase": purchase_report.as_json(runs)}, indent=1))
     return 1 if broken else 0
+
+
+def print_purchase(found: dict[str, Figures], runs: dict[int, FlowRun]) -> None:
+    if not runs:
+        return
+    purchase_report.print_flows(runs, found.get("yardstick"))
+    full = runs[max(runs)]
+    if full.watched.samples:
+        purchase_report.print_connections(full)
+    purchase_report.print_cpu(full)
 
 
 if __name__ == "__main__":

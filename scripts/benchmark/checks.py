@@ -8,12 +8,12 @@ benchmark's own database (only when asked, and never into a database it was not 
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import asyncpg
 from load import Outcome
+from stack import children_by_parent, tree
 
 SEATS_SOLD_TWICE = """
 SELECT showtime_id, seat_id, count(*) AS bookings FROM booking.booking_seats
@@ -101,37 +101,15 @@ async def add_filler_bookings(dsn: str, count: int, run_id: str) -> None:
 
 def resident_memory(run_dir: Path) -> dict[str, int]:
     """RSS in bytes of every process the runner started (its pid files), children included."""
-    children = _children_by_parent()
+    children = children_by_parent()
     found: dict[str, int] = {}
     pid_files = sorted((run_dir / "pids").glob("*.pid"))
     nginx = run_dir / "nginx.pid"
     for pid_file in [*pid_files, *([nginx] if nginx.exists() else [])]:
         pid = int(pid_file.read_text().strip() or 0)
         name = "gateway (nginx)" if pid_file == nginx else pid_file.stem
-        found[name] = sum(_rss(p) for p in _tree(pid, children))
+        found[name] = sum(_rss(p) for p in tree(pid, children)) if pid else 0
     return found
-
-
-def _tree(pid: int, children: dict[int, list[int]]) -> list[int]:
-    tree, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        tree.append(current)
-        stack.extend(children.get(current, []))
-    return tree
-
-
-def _children_by_parent() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children[parent].append(int(entry))
-    return children
 
 
 def _rss(pid: int) -> int:

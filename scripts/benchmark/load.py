@@ -42,6 +42,7 @@ class Outcome:
     seats: tuple[str, ...] = ()
     payment_id: str | None = None
     user: int = -1
+    paid_at: float = 0.0  # wall clock (time.time()) when the payment's 201 was read
 
 
 @dataclass
@@ -147,4 +148,5 @@ async def _pay(connection: Connection, booked: Outcome, token: str) -> Outcome:
     answer = await connection.request("POST", "/api/payments/process", headers, body)
     booked.status = answer.status
     booked.payment_id = answer.json().get("id") if answer.status == 201 else None
+    booked.paid_at = time.time() if answer.status == 201 else 0.0
     return booked

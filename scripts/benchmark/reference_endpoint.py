@@ -6,8 +6,9 @@ Redis command (issue 4 assumes "about 2.7k req/s" on a 2-core machine), and a ba
     wrk -t2 -c64 -d5s http://127.0.0.1:38099/bare    # nothing
 
 Same server settings as the services (uvicorn, uvloop, httptools, no access log). Uses the
-machine's PostgreSQL (database postgres) and Redis (key bench:reference); stops after
-``--seconds`` (default 120).
+machine's PostgreSQL (database postgres, 16 connections) and Redis (key bench:reference);
+listens on 127.0.0.1 ``--port`` (default 38099) and stops after ``--seconds`` (default 120).
+scripts/benchmark starts it itself on a free port for its yardstick scenario (yardstick.py).
 """
 
 from __future__ import annotations
@@ -60,11 +61,11 @@ async def query() -> dict[str, object]:
     return {"value": value, "cached": cached}
 
 
-async def main(seconds: float) -> None:
+async def main(port: int, seconds: float) -> None:
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=38099,
+        port=port,
         loop="uvloop",
         http="httptools",
         access_log=False,
@@ -79,5 +80,7 @@ async def main(seconds: float) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=38099)
     parser.add_argument("--seconds", type=float, default=120.0)
-    asyncio.run(main(parser.parse_args().seconds))
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.port, arguments.seconds))

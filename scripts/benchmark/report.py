@@ -74,7 +74,7 @@ def print_table(rows: list[Figures]) -> None:
         )
 
 
-def print_targets(targets: list[tuple[str, bool, str]]) -> None:
-    say("\nTargets (issues 3 and 4):")
+def print_targets(title: str, targets: list[tuple[str, bool, str]]) -> None:
+    say(f"\nTargets ({title}):")
     for name, met, detail in targets:
         say(f"  {'met    ' if met else 'NOT MET'}  {name}: {detail}")

@@ -75,7 +75,9 @@ def race(bench: Bench, showtime_id: str, seats: list[str], racers: int, rounds: 
     return shown
 
 
-def book_and_pay(bench: Bench, showtime_id: str, seats: list[str], flows: int, concurrency: int) -> Figures:
+def book_and_pay(
+    bench: Bench, name: str, showtime_id: str, seats: list[str], flows: int, concurrency: int
+) -> tuple[Figures, Result]:
     """Book two seats then pay for them (card 4242...), one flow per job; latency is the whole flow."""
     pairs = [tuple(seats[i : i + 2]) for i in range(0, len(seats) - 1, 2)][:flows]
     jobs = [
@@ -85,7 +87,9 @@ def book_and_pay(bench: Bench, showtime_id: str, seats: list[str], flows: int, c
     result = run(bench.plan(jobs, concurrency))
     _keep(bench, result.outcomes)
     paid = sum(1 for outcome in result.outcomes if outcome.payment_id)
-    return figures("book -> pay flow (2 requests)", concurrency, result, {201}, note=f"{paid} paid")
+    shown = figures(name, concurrency, result, {201}, note=f"{paid} paid")
+    asyncio.run(cancel(bench, result.outcomes))  # holds whose payment failed
+    return shown, result
 
 
 def _keep(bench: Bench, outcomes: list[Outcome]) -> None:
