@@ -7,7 +7,8 @@ Starts notification-service's app in this process (its lifespan: engine, RabbitM
 SMTP sender; uvloop, as ``servicekit.serve`` runs it) against the machine's PostgreSQL and
 RabbitMQ, with a private exchange and queues, and ``scripts/mailcatcher.py`` as a subprocess
 on a free 127.0.0.1 port. A child process publishes ``--warmup`` and then ``--mails``
-``booking.confirmed`` events, each for another user; the script waits (bounded by
+``booking.confirmed`` events, each for another user (``--with-payment``: each preceded by its
+purchase's ``payment.completed``, which notification consumes to mail nothing); the script waits (bounded by
 ``--timeout``) until each batch's mails are in the catcher's index and prints this process's
 CPU time (user + system) per mail and wall time per mail for the measured batch only: start-up,
 warm-up and the publisher's own CPU are excluded. ``--profile FILE`` samples this process with
@@ -92,13 +93,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def tickets_event(index: int) -> dict[str, Any]:
-    """A ``booking.confirmed`` envelope as booking publishes it, for a user of its own."""
+def purchase_events(index: int, with_payment: bool) -> list[dict[str, Any]]:
+    """The ``booking.confirmed`` of a purchase by a user of its own, as booking publishes it;
+    with ``with_payment`` preceded by the purchase's ``payment.completed`` (which mails nothing)."""
     starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(hour=19, minute=30, second=0, microsecond=0)
-    data = {
-        "booking_id": str(uuid.uuid4()),
-        "user_id": str(uuid.uuid4()),
-        "user_email": f"bench{index}-{uuid.uuid4().hex[:8]}@example.com",
+    user = {"user_id": str(uuid.uuid4()), "user_email": f"bench{index}-{uuid.uuid4().hex[:8]}@example.com"}
+    booking = {**user, "booking_id": str(uuid.uuid4()), "payment_id": str(uuid.uuid4())}
+    confirmed = {
+        **booking,
         "showtime_id": str(uuid.uuid4()),
         "seats": ["C4", "C5"],
         "movie_title": "Dune: Part Two",
@@ -107,11 +109,22 @@ def tickets_event(index: int) -> dict[str, Any]:
         "starts_at": starts_at.isoformat(),
         "total_amount": 2500,
         "currency": "USD",
-        "payment_id": str(uuid.uuid4()),
     }
+    paid = {
+        **booking,
+        "amount": 2500,
+        "currency": "USD",
+        "payment_method": "credit_card",
+        "card_last4": "4242",
+    }
+    events = [("payment.completed", paid)] if with_payment else []
+    return [envelope(event_type, data) for event_type, data in [*events, ("booking.confirmed", confirmed)]]
+
+
+def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
-        "event_type": "booking.confirmed",
+        "event_type": event_type,
         "occurred_at": datetime.now(UTC).isoformat(),
         "producer": "benchmark",
         "version": 1,
@@ -119,8 +132,8 @@ def tickets_event(index: int) -> dict[str, Any]:
     }
 
 
-async def publish(url: str, exchange_name: str, count: int, first: int) -> None:
-    """The child process: ``count`` persistent events, confirmed by the broker."""
+async def publish(url: str, exchange_name: str, count: int, first: int, with_payment: bool) -> None:
+    """The child process: ``count`` purchases' events, persistent, confirmed by the broker."""
     import aio_pika
 
     connection = await aio_pika.connect(url)
@@ -128,14 +141,16 @@ async def publish(url: str, exchange_name: str, count: int, first: int) -> None:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(exchange_name)
         for i in range(first, first + count):
-            body = json.dumps(tickets_event(i)).encode()
-            message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-            await exchange.publish(message, routing_key="booking.confirmed")
+            for event in purchase_events(i, with_payment):
+                body = json.dumps(event).encode()
+                message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+                await exchange.publish(message, routing_key=event["event_type"])
 
 
 async def start_publisher(args: argparse.Namespace, exchange: str, count: int, first: int) -> Process:
     command = ["--publish-only", str(count), "--first", str(first)]
     command += ["--rabbitmq-url", args.rabbitmq_url, "--exchange", exchange]
+    command += ["--with-payment"] if args.with_payment else []
     return await asyncio.create_subprocess_exec(sys.executable, __file__, *command)
 
 
@@ -287,6 +302,11 @@ def main() -> int:
     parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--mails", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument(
+        "--with-payment",
+        action="store_true",
+        help="precede each booking.confirmed by its purchase's payment.completed (CPU per purchase)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a batch")
     parser.add_argument("--profile", help="write py-spy's collapsed stacks of the measured batch here")
     parser.add_argument(
@@ -297,7 +317,9 @@ def main() -> int:
     parser.add_argument("--exchange", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.publish_only is not None:
-        asyncio.run(publish(args.rabbitmq_url, args.exchange, args.publish_only, args.first))
+        asyncio.run(
+            publish(args.rabbitmq_url, args.exchange, args.publish_only, args.first, args.with_payment)
+        )
         return 0
     import uvloop
 
