@@ -1,15 +1,16 @@
 """A few SMTP connections kept open between mails, so a mail costs MAIL, RCPT and DATA only.
 
 Opening a connection per mail (connect, greeting, EHLO, QUIT, and a thread hop for the local
-host name) was about a third of notification's CPU per mail (docs/benchmarks.md). Each
+host name) was about a quarter of notification's CPU per mail (docs/benchmarks.md). Each
 connection carries one mail at a time. Idle ones are closed with QUIT after
 ``idle_seconds``, and all of them at shutdown.
 
-A reused connection can turn out dead (the server timed it out, or said 421) only once it
-is used. When that happens before DATA, the server cannot have taken the message, so it is
-sent again once on a new connection. From DATA on it may have been taken: the failure is
-raised as it always was, and the consumer's retry decides, so no mail goes out twice more
-often than with one connection per mail.
+A connection the server closed while idle is noticed before use and replaced. One can also
+turn out dead only once used (closed just then, or answered 421). When that happens before
+DATA, the server cannot have taken the message, so it is sent again once on a new
+connection. From DATA on it may have been taken: the failure is raised as it always was,
+and the consumer's retry decides, so no mail goes out twice more often than with one
+connection per mail.
 """
 
 from __future__ import annotations
