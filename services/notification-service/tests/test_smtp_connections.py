@@ -122,3 +122,11 @@ async def test_an_idle_connection_is_quit_after_smtp_idle_seconds(
         await wait_until(closed(smtp, first.peer), what="the idle connection closed")
         second, row = await tickets(client, spy)
     assert first.peer in smtp.quit_peers and second.peer != first.peer and row["attempts"] == 1
+
+
+async def test_smtp_idle_seconds_zero_quits_after_every_mail(
+    service: Service, tickets: Any, smtp: Any
+) -> None:
+    async with service(smtp_idle_seconds=0) as (client, spy):
+        (first, _), (second, _) = await tickets(client, spy), await tickets(client, spy)
+    assert first.peer != second.peer and {first.peer, second.peer} <= smtp.quit_peers
