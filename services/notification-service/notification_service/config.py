@@ -29,6 +29,10 @@ class NotificationSettings(ServiceSettings):
     smtp_start_tls: bool = False
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_from: str = "Movie Booking <no-reply@moviebooking.local>"
+    # SMTP connections kept open between mails (each carries one mail at a time; a mail
+    # waits for a free one), and how long an idle one is kept (0: QUIT after every mail).
+    smtp_pool_size: int = Field(default=4, ge=1, le=100)
+    smtp_idle_seconds: float = Field(default=30.0, ge=0)
 
     sms_provider: Literal["log", "webhook"] = "log"
     sms_webhook_url: str | None = None

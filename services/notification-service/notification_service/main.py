@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from notification_service.channels import EmailSender, sms_provider
 from notification_service.config import NotificationSettings
@@ -19,9 +20,11 @@ def _dispatcher(runtime: Runtime) -> Dispatcher:
     if "dispatcher" not in runtime.state:
         settings = runtime.settings
         assert isinstance(settings, NotificationSettings)
-        email = EmailSender(settings)
+        # Claiming a notification and recording its outcome are one statement each.
+        autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
+        statements = async_sessionmaker(autocommit, expire_on_commit=False)
         runtime.state["dispatcher"] = Dispatcher(
-            runtime.sessionmaker, settings, email, sms_provider(settings)
+            statements, settings, EmailSender(settings), sms_provider(settings)
         )
     dispatcher: Dispatcher = runtime.state["dispatcher"]
     return dispatcher
@@ -43,7 +46,9 @@ async def _on_startup(runtime: Runtime) -> None:
 
 
 async def _on_shutdown(runtime: Runtime) -> None:
-    await _dispatcher(runtime).sms.aclose()
+    dispatcher = _dispatcher(runtime)
+    await dispatcher.email.aclose()
+    await dispatcher.sms.aclose()
 
 
 def create_app(settings: NotificationSettings | None = None) -> FastAPI:

@@ -78,8 +78,11 @@ class Renderer:
     """Renders ``<name>.subject.txt``, ``<name>.txt``, ``<name>.html`` and ``<name>.sms.txt``."""
 
     def __init__(self) -> None:
+        # Compiled once and cached by the Environment; the templates ship with the package,
+        # so no file is checked for changes on each use (auto_reload).
         self.env = Environment(
             loader=PackageLoader("notification_service", "templates"),
+            auto_reload=False,
             autoescape=select_autoescape(["html"]),
             undefined=StrictUndefined,
             trim_blocks=True,

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.models import Notification, Preference
 
+_notifications = cast(Table, Notification.__table__)  # Core statements on the hot path
+
 
 async def claim_notification(session: AsyncSession, values: dict[str, Any]) -> Notification:
-    """Insert a pending notification unless (event_id, channel) exists; return the row either way."""
-    await session.execute(
-        insert(Notification)
+    """Insert a pending notification unless (event_id, channel) exists; return the row either way.
+
+    One Core statement for a new row (the usual case; the ORM's insert machinery cost more
+    CPU than the round trip); an existing row is read by a second.
+    """
+    inserted = await session.execute(
+        insert(_notifications)
         .values(id=uuid.uuid4(), **values)
         .on_conflict_do_nothing(constraint="uq_notifications_event_id_channel")
+        .returning(*_notifications.c)
     )
+    row = inserted.one_or_none()
+    if row is not None:
+        return Notification(**row._mapping)  # not in any session: read, never flushed
     stmt = select(Notification).where(
         Notification.event_id == values["event_id"], Notification.channel == values["channel"]
     )
@@ -27,21 +37,18 @@ async def claim_notification(session: AsyncSession, values: dict[str, Any]) -> N
 
 async def record_attempt(
     session: AsyncSession, notification_id: uuid.UUID, status: str, error: str | None
-) -> Notification:
+) -> None:
     """Count one delivery attempt and its outcome (``sent`` stamps ``sent_at``)."""
-    stmt = (
-        update(Notification)
-        .where(Notification.id == notification_id)
+    await session.execute(
+        update(_notifications)
+        .where(_notifications.c.id == notification_id)
         .values(
-            attempts=Notification.attempts + 1,
+            attempts=_notifications.c.attempts + 1,
             status=status,
             last_error=error,
             sent_at=func.now() if status == "sent" else None,
         )
-        .returning(Notification)
-        .execution_options(populate_existing=True)
     )
-    return (await session.execute(stmt)).scalar_one()
 
 
 async def get_notification(session: AsyncSession, notification_id: uuid.UUID) -> Notification | None:

@@ -14,7 +14,7 @@ from notification_service.config import NotificationSettings
 from notification_service.events import UserEvent, UserRegistered, parse_event_data
 from notification_service.metrics import NOTIFICATIONS
 from notification_service.models import Notification, Preference
-from notification_service.rendering import Renderer
+from notification_service.rendering import RenderedMessage, Renderer
 from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from servicekit.events import EventEnvelope
 
@@ -31,17 +31,18 @@ class Dispatcher:
 
     A notification row is claimed (committed as ``pending``) before anything is sent,
     and marked ``sent`` right after: a redelivered event skips what is ``sent`` and
-    retries what is still ``pending``.
+    retries what is still ``pending``. Each of the two is a single statement committed on
+    its own (``statements``: autocommit sessions, no BEGIN / COMMIT round trips).
     """
 
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        statements: async_sessionmaker[AsyncSession],
         settings: NotificationSettings,
         email: EmailSender,
         sms: SmsProvider,
     ) -> None:
-        self.sessionmaker, self.settings = sessionmaker, settings
+        self.statements, self.settings = statements, settings
         self.email, self.sms = email, sms
         self.renderer = Renderer()
 
@@ -54,43 +55,28 @@ class Dispatcher:
         if template is None:
             return
         preference = await repository.get_preference(session, data.user_id)
-        channels = rules.channels_for(template, preference)
-        drafts = [self._draft(event, data, template, channel, preference) for channel in channels]
-        await self._deliver_all(drafts)
-
-    def _draft(
-        self, event: EventEnvelope, data: UserEvent, template: str, channel: str, pref: Preference | None
-    ) -> dict[str, Any]:
         context = {"event_type": event.event_type, **data.model_dump(mode="json")}
-        phone = pref.phone_number if pref else None
-        return {
-            "user_id": data.user_id,
-            "event_id": event.event_id,
-            "event_type": event.event_type,
-            "channel": channel,
-            "template": template,
-            "recipient": data.user_email if channel == "email" else phone,
-            "subject": self.renderer.subject(template, context),
-            "context": context,
-        }
+        body = self.renderer.render(template, context)  # once, for every channel
+        drafts = _drafts(event, data, template, preference, context, body.subject)
+        await self._deliver_all(drafts, body)
 
-    async def _deliver_all(self, drafts: list[dict[str, Any]]) -> None:
+    async def _deliver_all(self, drafts: list[dict[str, Any]], body: RenderedMessage) -> None:
         failures: list[RetryLater] = []
         for draft in drafts:
             try:
-                await self._deliver(draft)
+                await self._deliver(draft, body)
             except RetryLater as exc:
                 failures.append(exc)
         if failures:
             raise failures[0]
 
-    async def _deliver(self, draft: dict[str, Any]) -> None:
-        async with self.sessionmaker() as session, session.begin():
+    async def _deliver(self, draft: dict[str, Any], body: RenderedMessage) -> None:
+        async with self.statements() as session:
             row = await repository.claim_notification(session, draft)
         if row.status == "sent":
             return  # an earlier delivery of this event already sent it
         try:
-            await self._send(row)
+            await self._send(row, body)
         except DeliveryError as exc:
             await self._after_failure(row, exc)
             return
@@ -103,27 +89,23 @@ class Dispatcher:
         if not exc.permanent:
             raise RetryLater(f"notification {row.id}: {exc}") from exc
 
-    async def _send(self, row: Notification) -> None:
-        body = self.renderer.render(row.template, row.context)
+    async def _send(self, row: Notification, body: RenderedMessage | None = None) -> None:
+        body = body or self.renderer.render(row.template, row.context)
         if row.channel == "email":
             await self.email.send(row.recipient, str(row.id), body)
         else:
             await self.sms.send(row.recipient, str(row.id), body.sms)
 
-    async def _record(self, row: Notification, status: str, error: str | None) -> Notification:
-        async with self.sessionmaker() as session, session.begin():
-            updated = await repository.record_attempt(session, row.id, status, error)
+    async def _record(self, row: Notification, status: str, error: str | None) -> None:
+        async with self.statements() as session:
+            await repository.record_attempt(session, row.id, status, error)
         NOTIFICATIONS.labels(row.channel, row.template, OUTCOME_OF_STATUS[status]).inc()
         if status != "sent":
             logger.warning("notification %s %s: %s", row.id, status, error)
-        return updated
 
     async def resend(self, notification_id: uuid.UUID) -> Notification:
         """Admin: send a notification that is not sent yet (failed or stuck pending) once more."""
-        async with self.sessionmaker() as session:
-            row = await repository.get_notification(session, notification_id)
-        if row is None:
-            raise NotFound("Notification not found")
+        row = await self._load(notification_id)
         if row.status == "sent":
             raise Conflict("Notification was already sent", code="already_sent")
         try:
@@ -131,7 +113,39 @@ class Dispatcher:
         except DeliveryError as exc:
             await self._record(row, "failed", str(exc))
             raise ServiceUnavailable(f"Delivery failed again: {exc}", code="delivery_failed") from exc
-        return await self._record(row, "sent", None)
+        await self._record(row, "sent", None)
+        return await self._load(notification_id)
+
+    async def _load(self, notification_id: uuid.UUID) -> Notification:
+        async with self.statements() as session:
+            row = await repository.get_notification(session, notification_id)
+        if row is None:
+            raise NotFound("Notification not found")
+        return row
+
+
+def _drafts(
+    event: EventEnvelope,
+    data: UserEvent,
+    template: str,
+    preference: Preference | None,
+    context: dict[str, Any],
+    subject: str,
+) -> list[dict[str, Any]]:
+    """The notification rows ``event`` calls for, one per channel the user gets it on."""
+    common = {
+        "user_id": data.user_id,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "template": template,
+        "subject": subject,
+        "context": context,
+    }
+    phone = preference.phone_number if preference else None
+    return [
+        {**common, "channel": channel, "recipient": data.user_email if channel == "email" else phone}
+        for channel in rules.channels_for(template, preference)
+    ]
 
 
 async def own_notification(

@@ -36,10 +36,11 @@ CONSUMER = "notification-service.events"
 
 @dataclass
 class Mail:
-    """One message the test SMTP server accepted."""
+    """One message the test SMTP server accepted, and the connection (client address) it came on."""
 
     rcpt_tos: list[str]
     message: EmailMessage
+    peer: Any = None
 
     @property
     def subject(self) -> str:
@@ -53,28 +54,89 @@ class Mail:
 
 @dataclass
 class SmtpRecorder:
-    """An aiosmtpd handler that records what arrives; ``refuse(n)`` answers 451 to the next n mails."""
+    """An aiosmtpd handler that records what arrives and on which connection.
+
+    ``refuse(n)`` answers 451 to the next n mails; ``hang_up_at(command)`` closes the
+    connection without an answer at the next MAIL or DATA (``"MAIL 421"``: answers 421 first).
+    """
 
     mails: list[Mail] = field(default_factory=list)
     port: int = 0
     refusals: int = 0
     refused: int = 0
+    open_peers: set[Any] = field(default_factory=set)  # connections open now
+    quit_peers: set[Any] = field(default_factory=set)  # connections the client ended with QUIT
+    hang_ups: list[str] = field(default_factory=list)
+    transports: dict[Any, asyncio.BaseTransport] = field(default_factory=dict)
+
+    async def handle_MAIL(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.hang_ups and self.hang_ups[0].startswith("MAIL"):
+            answer = "421 4.4.2 Idle too long, closing" if self.hang_ups.pop(0) == "MAIL 421" else None
+            return self._hang_up(server, answer)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        if self.hang_ups and self.hang_ups[0] == "DATA":
+            self.hang_ups.pop(0)
+            return self._hang_up(server, None)  # the whole message arrived; no answer to it
         if self.refusals > 0:
             self.refusals -= 1
             self.refused += 1
             return "451 4.3.0 Mailbox busy, try again later"
         message = message_from_bytes(envelope.original_content or b"", policy=policy.default)
         assert isinstance(message, EmailMessage)
-        self.mails.append(Mail(list(envelope.rcpt_tos), message))
+        self.mails.append(Mail(list(envelope.rcpt_tos), message, session.peer))
         return "250 OK"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.quit_peers.add(session.peer)
+        return "221 Bye"
+
+    def _hang_up(self, server: SMTP, answer: str | None) -> str:
+        transport = server.transport
+        assert transport is not None
+        if answer is None:
+            transport.close()
+            return "250 never sent"
+        asyncio.get_running_loop().call_soon(transport.close)  # after the answer is written
+        return answer
 
     def refuse(self, count: int) -> None:
         self.refusals = count
 
+    def hang_up_at(self, command: str) -> None:
+        self.hang_ups.append(command)
+
+    def hang_up(self, peer: Any) -> None:
+        """Close one open connection from the server's side (as an idle timeout does)."""
+        self.transports[peer].close()
+
     def to(self, address: str) -> list[Mail]:
         return [mail for mail in self.mails if address in mail.rcpt_tos]
+
+
+class RecordingSMTP(SMTP):
+    """aiosmtpd's server, telling the recorder which connections are open."""
+
+    def __init__(self, recorder: SmtpRecorder, **kwargs: Any) -> None:
+        super().__init__(recorder, **kwargs)
+        self.recorder = recorder
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert self.session is not None
+        self.recorder.open_peers.add(self.session.peer)
+        self.recorder.transports[self.session.peer] = transport
+
+    def connection_lost(self, error: Exception | None) -> None:
+        assert self.session is not None
+        self.recorder.open_peers.discard(self.session.peer)
+        self.recorder.transports.pop(self.session.peer, None)
+        super().connection_lost(error)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +145,7 @@ async def smtp() -> AsyncIterator[SmtpRecorder]:
     recorder = SmtpRecorder()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(recorder, hostname="smtp.test", loop=loop), host="127.0.0.1", port=0
+        lambda: RecordingSMTP(recorder, hostname="smtp.test", loop=loop), host="127.0.0.1", port=0
     )
     recorder.port = server.sockets[0].getsockname()[1]
     yield recorder
@@ -114,6 +176,20 @@ def make_settings(smtp_proxy: TcpProxy) -> Callable[..., NotificationSettings]:
 @pytest.fixture(scope="session")
 def settings(make_settings: Callable[..., NotificationSettings]) -> NotificationSettings:
     return make_settings()
+
+
+@pytest.fixture(scope="session")
+def isolated_settings(
+    make_settings: Callable[..., NotificationSettings],
+) -> Callable[..., NotificationSettings]:
+    """Settings with their own exchange and queues: no other app in this run sees their events."""
+
+    def build(**extra: Any) -> NotificationSettings:
+        run = uuid.uuid4().hex[:8]
+        names = {"events_exchange": f"test.{run}.booking_events", "queue_prefix": f"test.{run}."}
+        return make_settings(**names, **extra)
+
+    return build
 
 
 async def consuming(settings: NotificationSettings) -> bool:

@@ -110,14 +110,8 @@ async def sms_gateway() -> AsyncIterator[tuple[SmsGateway, int]]:
     await server.wait_closed()
 
 
-def _isolated(make_settings: Any, **extra: Any) -> Any:
-    """Settings with their own exchange and queues: no other app in this run sees the events."""
-    run = uuid.uuid4().hex[:8]
-    return make_settings(events_exchange=f"test.{run}.booking_events", queue_prefix=f"test.{run}.", **extra)
-
-
 async def test_sms_goes_through_the_webhook_provider_when_chosen(
-    make_settings: Any,
+    isolated_settings: Any,
     running: Any,
     new_user: Any,
     make_event: Any,
@@ -126,8 +120,7 @@ async def test_sms_goes_through_the_webhook_provider_when_chosen(
     smtp: Any,
 ) -> None:
     gateway, port = sms_gateway
-    settings = _isolated(
-        make_settings,
+    settings = isolated_settings(
         sms_provider="webhook",
         sms_webhook_url=f"http://127.0.0.1:{port}/sms",
         sms_webhook_token="s3",
@@ -155,9 +148,9 @@ async def _has(items: list[Any], count: int) -> bool:
 
 
 async def test_every_mail_arrives_once_after_the_service_was_down(
-    make_settings: Any, running: Any, new_user: Any, make_event: Any, mails: Any, smtp: Any
+    isolated_settings: Any, running: Any, new_user: Any, make_event: Any, mails: Any, smtp: Any
 ) -> None:
-    settings = _isolated(make_settings)
+    settings = isolated_settings()
     async with running(create_app(settings)):
         pass  # deployed once: its queue exists; now it is stopped
     users = [new_user() for _ in range(3)]

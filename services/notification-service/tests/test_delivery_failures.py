@@ -112,3 +112,14 @@ async def test_health_reports_smtp(client: httpx.AsyncClient, smtp_proxy: Any) -
         await smtp_proxy.restore()
     assert down.status_code == 503 and down.json()["checks"]["smtp"].startswith("down")
     assert down.json()["checks"]["rabbitmq"] == "ok"
+
+
+async def test_an_address_with_a_line_break_fails_at_once_and_mails_nobody(
+    client: httpx.AsyncClient, new_user: Any, publish: Any, smtp: Any
+) -> None:
+    """A header injection attempt: never written into the mail, never retried."""
+    user = new_user()
+    await publish("booking.confirmed", user, user_email=f"{user.email}\r\nBcc: victim@example.com")
+    row = await _settled(client, user, "failed")
+    assert row["attempts"] == 1 and "control characters" in row["last_error"]
+    assert smtp.to("victim@example.com") == [] and smtp.to(user.email) == []

@@ -137,3 +137,15 @@ async def test_redelivery_after_a_crash_between_send_and_commit_mails_once(
     assert len(await mails(user.email)) == 1
     [row] = (await client.get("/notifications", headers=user.headers)).json()["items"]
     assert row["status"] == "sent" and row["attempts"] == 1
+
+
+async def test_a_title_in_any_script_arrives_intact_and_the_message_id_is_the_notification(
+    client: httpx.AsyncClient, new_user: Any, publish: Any, mails: Any
+) -> None:
+    user, title = new_user(), "Amélie – Ça tourne à Hà Nội 🎬"
+    await publish("booking.confirmed", user, movie_title=title)
+    [mail] = await mails(user.email)
+    assert title in mail.subject and title in mail.part("plain") and title in mail.part("html")
+    [row] = (await client.get("/notifications", headers=user.headers)).json()["items"]
+    assert mail.message["Message-ID"] == f"<{row['id']}@moviebooking.local>"
+    assert row["subject"] == mail.subject
