@@ -3,7 +3,7 @@
 #   scripts/test.sh            everything: lint, unit + integration, system tests through the gateway
 #   scripts/test.sh --fast     lint + unit + integration only (no running system)
 #
-# It installs what it needs (uv + the locked venv, nginx, promtool, chromium),
+# It installs what it needs (uv + the locked venv, nginx, promtool, pgbouncer, chromium),
 # prepares a fresh test database, runs pytest against the real PostgreSQL, Redis
 # and RabbitMQ, then starts the whole system with scripts/run_local.sh on test
 # ports and runs the system tests and the end-to-end script through NGINX.
@@ -34,10 +34,12 @@ run_pytest() {
 }
 
 install_tools() {
-  step "install: uv + locked venv, nginx, promtool, chromium"
+  step "install: uv + locked venv, nginx, promtool, pgbouncer, chromium"
   ensure_python_env
   ensure_nginx
   command -v promtool >/dev/null 2>&1 || apt_install prometheus
+  # tests/pgbouncer start their own PgBouncer (Debian installs it in /usr/sbin)
+  command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]] || apt_install pgbouncer
   command -v chromium >/dev/null 2>&1 || apt_install chromium chromium-driver
   require_servers
 }

@@ -32,6 +32,10 @@ class ServiceSettings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_pre_ping: bool = Field(default=False, description="Ping before every checkout (a round trip)")
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1, description="Replace older connections")
+    # DATABASE_URL points at PgBouncer in transaction pooling mode (docs/operations.md, "Behind
+    # PgBouncer"): no statement stays prepared past the message that runs it, and the schema
+    # comes from the role's search_path. Off for a direct connection, which keeps its caches.
+    db_behind_pgbouncer: bool = False
 
     # The cyclic garbage collector (see servicekit/heap.py): objects alive once start-up is
     # done are frozen out of its passes, and a young collection waits for this many new
