@@ -9,6 +9,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Select, Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from payment_service.models import (
     NOT_A_DECLINE,
@@ -116,15 +117,29 @@ async def list_payments(
 # --- idempotency records ----------------------------------------------------------------
 
 
-async def insert_idempotency_record(session: AsyncSession | AsyncConnection, values: dict[str, Any]) -> bool:
-    """Claim a key; False when the (user, key) record already exists (or is being inserted)."""
-    stmt = (
+def _insert_idempotency_record(values: dict[str, Any]) -> ReturningInsert[tuple[str]]:
+    return (
         insert(IdempotencyRecord)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["user_id", "key"])
         .returning(IdempotencyRecord.key)
     )
-    return (await session.execute(stmt)).first() is not None
+
+
+async def insert_idempotency_record(session: AsyncSession | AsyncConnection, values: dict[str, Any]) -> bool:
+    """Claim a key; False when the (user, key) record already exists (or is being inserted)."""
+    return (await session.execute(_insert_idempotency_record(values))).first() is not None
+
+
+async def claim_key_knowing_booking(
+    connection: AsyncConnection, values: dict[str, Any], booking_id: uuid.UUID
+) -> tuple[bool, bool]:
+    """Claim a key as ``insert_idempotency_record`` does and, in the same round trip, tell
+    whether ``booking.created`` of the booking has arrived: (claimed, booking known)."""
+    claimed = _insert_idempotency_record(values).cte("claimed")
+    known = select(PayableBooking.booking_id).where(PayableBooking.booking_id == booking_id).exists()
+    row = (await connection.execute(select(select(claimed.c.key).exists(), known))).one()
+    return bool(row[0]), bool(row[1])
 
 
 async def get_idempotency_record(

@@ -4,6 +4,7 @@ One ``POST /process`` runs in steps, each its own transaction, because a charge
 at the provider sits between them and must never be repeated:
 
 1. claim the ``Idempotency-Key`` (committed: concurrent requests see it at once);
+   the same statement tells whether the booking's ``booking.created`` has arrived;
 2. check the booking is payable, insert a ``pending`` payment linked to the key
    (committed: the partial unique index refuses a second live payment of the
    booking). A booking ``booking.created`` announced is read here, in the same
@@ -40,7 +41,7 @@ from payment_service.bookings import BookingGateway, check_payable, known_bookin
 from payment_service.cards import card_brand, card_last4
 from payment_service.config import PaymentSettings
 from payment_service.events import publish_payment_completed, publish_payment_failed
-from payment_service.idempotency import IdempotencyStore, StoredResponse
+from payment_service.idempotency import Claim, IdempotencyStore, StoredResponse
 from payment_service.leases import pending_payment_retry_after
 from payment_service.metrics import IDEMPOTENT_REPLAYS, PAYMENTS
 from payment_service.models import CancelledBooking, Payment, PaymentStatus
@@ -82,9 +83,9 @@ async def process_payment(ctx: Payments, user: Principal, request: PaymentReques
     fingerprint = ctx.idempotency.fingerprint(request)
     stored = await ctx.idempotency.cached(user.user_id, key, fingerprint)
     if stored is None:
-        claim = await ctx.idempotency.claim(user.user_id, key, fingerprint)
+        claim = await ctx.idempotency.claim(user.user_id, key, fingerprint, request.booking_id)
         if claim.replay is None:
-            return await _pay_claimed(ctx, user, request, (key, fingerprint), claim.resume_payment_id)
+            return await _pay_claimed(ctx, user, request, (key, fingerprint), claim)
         stored = claim.replay
         await ctx.idempotency.remember(user.user_id, key, fingerprint, stored)  # Redis had lost it
     IDEMPOTENT_REPLAYS.inc()
@@ -96,11 +97,11 @@ async def _pay_claimed(
     user: Principal,
     request: PaymentRequest,
     key_and_fingerprint: tuple[str, str],
-    resume_id: uuid.UUID | None,
+    claim: Claim,
 ) -> ProcessResult:
     key, fingerprint = key_and_fingerprint
     try:
-        response = await _pay(ctx, user, request, key, resume_id)
+        response = await _pay(ctx, user, request, key, claim)
     except AppError:  # nothing was charged: the key may be used again
         await ctx.idempotency.release(user.user_id, key)
         raise
@@ -109,11 +110,11 @@ async def _pay_claimed(
 
 
 async def _pay(
-    ctx: Payments, user: Principal, request: PaymentRequest, key: str, resume_id: uuid.UUID | None
+    ctx: Payments, user: Principal, request: PaymentRequest, key: str, claim: Claim
 ) -> StoredResponse:
-    payment = await _resumable_payment(ctx, resume_id)
+    payment = await _resumable_payment(ctx, claim.resume_payment_id)
     if payment is None:
-        payment = await _start_payment(ctx, user, request, key)
+        payment = await _start_payment(ctx, user, request, key, claim.booking_known)
     try:
         result = await _charge(ctx, payment, request.card_number)
     except ProviderUnavailable as exc:
@@ -141,18 +142,21 @@ async def _resumable_payment(ctx: Payments, payment_id: uuid.UUID | None) -> Pay
     return payment if payment is not None and payment.status == PaymentStatus.PENDING else None
 
 
-async def _start_payment(ctx: Payments, user: Principal, request: PaymentRequest, key: str) -> Payment:
+async def _start_payment(
+    ctx: Payments, user: Principal, request: PaymentRequest, key: str, known: bool
+) -> Payment:
     """Insert the ``pending`` payment: of a booking known from ``booking.created`` without asking
     booking-service; of one not known here (yet: its event is on its way), after asking it."""
-    try:
-        payment = await _start_known_payment(ctx, user, request, key)
-    except IntegrityError as exc:  # the index's one live payment per booking (rolled back)
-        # Paid or being paid. Only booking-service knows whether it confirmed the booking
-        # already (409 booking_not_pending, raised here) or not yet (booking_already_paid).
-        await ctx.bookings.payable_booking(request.booking_id, user.user_id, request.amount)
-        raise await _already_paid(ctx, request.booking_id) from exc
-    if payment is not None:
-        return payment
+    if known:
+        try:
+            payment = await _start_known_payment(ctx, user, request, key)
+        except IntegrityError as exc:  # the index's one live payment per booking (rolled back)
+            # Paid or being paid. Only booking-service knows whether it confirmed the booking
+            # already (409 booking_not_pending, raised here) or not yet (booking_already_paid).
+            await ctx.bookings.payable_booking(request.booking_id, user.user_id, request.amount)
+            raise await _already_paid(ctx, request.booking_id) from exc
+        if payment is not None:
+            return payment
     booking = await ctx.bookings.payable_booking(request.booking_id, user.user_id, request.amount)
     try:
         return await _start_fetched_payment(ctx, user, request, key, booking)
@@ -168,7 +172,7 @@ async def _start_payment(ctx: Payments, user: Principal, request: PaymentRequest
 async def _start_known_payment(
     ctx: Payments, user: Principal, request: PaymentRequest, key: str
 ) -> Payment | None:
-    """None when no ``booking.created`` of the booking has arrived."""
+    """None when the booking's row is gone after all (it is pruned a day after its hold)."""
     async with ctx.sessionmaker() as session, session.begin():
         await repository.lock_booking(session, request.booking_id)
         known = await repository.known_booking(session, request.booking_id)
