@@ -1,4 +1,5 @@
-"""booking-service, as payment-service sees it: ``GET /internal/bookings/{id}``."""
+"""booking-service, as payment-service sees it: the bookings ``booking.created`` announced
+(kept in ``payable_bookings``), and ``GET /internal/bookings/{id}`` for the others."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import uuid
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from payment_service.schemas import BookingView
+from payment_service import repository
+from payment_service.models import CancelledBooking, PayableBooking
+from payment_service.schemas import BookingCreated, BookingView
 from servicekit.errors import BadGateway, Conflict, NotFound, Unprocessable
 from servicekit.http import ServiceClient
 
@@ -22,11 +26,7 @@ class BookingGateway:
         self, booking_id: uuid.UUID, user_id: uuid.UUID, amount: int | None
     ) -> BookingView:
         """The caller's pending, unexpired booking; 404 / 409 / 422 (amount differs) / 503."""
-        booking = await self._fetch(booking_id)
-        if booking is None or booking.user_id != user_id:
-            raise NotFound("Booking not found", code="booking_not_found")
-        _check_payable(booking, amount)
-        return booking
+        return check_payable(await self._fetch(booking_id), user_id, amount)
 
     async def check_cancellable(self, booking_id: uuid.UUID) -> None:
         """409 ``cancellation_closed`` past the booking's cancellation cut-off (booking's rule)."""
@@ -52,7 +52,37 @@ class BookingGateway:
             ) from exc
 
 
-def _check_payable(booking: BookingView, amount: int | None) -> None:
+async def record_created_booking(session: AsyncSession, created: BookingCreated) -> None:
+    """``booking.created``: keep what paying the booking needs (once; a redelivery changes nothing)."""
+    values = created.model_dump(include={"booking_id", "user_id", "user_email", "currency", "expires_at"})
+    await repository.record_payable_booking(session, {**values, "amount": created.total_amount})
+
+
+# A booking that ended, by the reason its end was recorded with (only the message says it).
+_STATUS_OF_END = {"expired": "expired", "payment_after_expiry": "expired", "payment_failed": "failed"}
+
+
+def known_booking_view(booking: PayableBooking, ended: CancelledBooking | None) -> BookingView:
+    """The booking as ``booking.created`` announced it: pending until its end is recorded.
+
+    A paid (confirmed) one still reads pending here: its live payment answers for it.
+    """
+    status = "pending" if ended is None else _STATUS_OF_END.get(ended.reason, "cancelled")
+    return BookingView(
+        id=booking.booking_id,
+        user_id=booking.user_id,
+        user_email=booking.user_email,
+        status=status,
+        total_amount=booking.amount,
+        currency=booking.currency,
+        expires_at=booking.expires_at,
+    )
+
+
+def check_payable(booking: BookingView | None, user_id: uuid.UUID, amount: int | None) -> BookingView:
+    """The caller's pending, unexpired booking of that amount; 404 / 409 / 422 otherwise."""
+    if booking is None or booking.user_id != user_id:
+        raise NotFound("Booking not found", code="booking_not_found")
     if booking.status != "pending":
         raise Conflict(f"The booking is {booking.status}, not pending", code="booking_not_pending")
     if booking.expires_at is not None and booking.expires_at <= datetime.now(UTC):
@@ -62,3 +92,4 @@ def _check_payable(booking: BookingView, amount: int | None) -> None:
             f"amount {amount} does not match the booking's total {booking.total_amount}",
             code="amount_mismatch",
         )
+    return booking

@@ -43,10 +43,16 @@ class StoredResponse:
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of claiming a key: a fresh start, an answer to replay, or a payment to resume."""
+    """The outcome of claiming a key: a fresh start, an answer to replay, or a payment to resume.
+
+    ``booking_known``: a fresh start whose claim found the booking's ``booking.created``
+    (the usual claim asks in the same statement; a key claimed again after its record
+    expired does not ask, and the booking is then read from booking-service).
+    """
 
     replay: StoredResponse | None = None
     resume_payment_id: uuid.UUID | None = None
+    booking_known: bool = False
 
 
 class IdempotencyStore:
@@ -81,13 +87,14 @@ class IdempotencyStore:
         _check_same_request(entry["fingerprint"], fingerprint)
         return StoredResponse(entry["status"], entry["body"])
 
-    async def claim(self, user_id: uuid.UUID, key: str, fingerprint: str) -> Claim:
+    async def claim(self, user_id: uuid.UUID, key: str, fingerprint: str, booking_id: uuid.UUID) -> Claim:
         """Take the key for this request (409 while another request holds it, 422 on another body)."""
         now = datetime.now(UTC)
         values = {"user_id": user_id, "key": key, **self._fresh_values(fingerprint, now)}
         async with self._autocommit.connect() as connection:  # the usual case: one round trip
-            if await repository.insert_idempotency_record(connection, values):
-                return Claim()
+            claimed, known = await repository.claim_key_knowing_booking(connection, values, booking_id)
+            if claimed:
+                return Claim(booking_known=known)
         async with self._sessionmaker() as session, session.begin():
             record = await repository.get_idempotency_record(session, user_id, key)
             return self._reclaim(record, fingerprint, now)

@@ -11,7 +11,7 @@ from payment_service.idempotency import IdempotencyStore
 from payment_service.models import outbox
 from payment_service.providers import SimulatedProvider
 from payment_service.reconciler import run_reconciler
-from payment_service.repository import idempotency_retention
+from payment_service.repository import idempotency_retention, payable_bookings_retention
 from payment_service.routes import router
 from payment_service.saga import consumers
 from payment_service.service import Payments
@@ -49,7 +49,7 @@ def create_app(
         routers=[router],
         outbox=outbox,
         consumers=consumers,
-        retained=[idempotency_retention()],
+        retained=[idempotency_retention(), payable_bookings_retention()],
         on_startup=_startup(settings, booking_transport),
     )
     return build_app(settings, spec)

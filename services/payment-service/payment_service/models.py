@@ -110,6 +110,23 @@ class CancelledBooking(Base):
     received_at: Mapped[datetime] = _created()
 
 
+class PayableBooking(Base):
+    """Bookings as ``booking.created`` announced them: a booking known here is paid without asking
+    booking-service. Whether it is still pending is told by ``cancelled_bookings`` (its end) and
+    ``payments`` (a live payment of it)."""
+
+    __tablename__ = "payable_bookings"
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    user_email: Mapped[str | None] = mapped_column(String(254))
+    amount: Mapped[int] = mapped_column(Integer, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    # The end of the seat hold; booking never moves it. Rows go a day after it (housekeeping).
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    received_at: Mapped[datetime] = _created()
+
+
 class ProviderLedgerEntry(Base):
     """The simulated provider's own record of charges, refunds and voids, one per idempotency key.
 

@@ -6,19 +6,24 @@ import uuid
 from datetime import timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy import Select, Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from payment_service.models import (
     NOT_A_DECLINE,
     CancelledBooking,
     IdempotencyRecord,
+    PayableBooking,
     Payment,
     PaymentStatus,
     ProviderLedgerEntry,
 )
-from servicekit.housekeeping import Retention
+from servicekit.housekeeping import Retention, older_than
+
+# A payable booking is kept this long after its hold's end: a late retry is still answered here.
+PAYABLE_BOOKING_KEPT_AFTER_EXPIRY = timedelta(days=1)
 
 # --- payments ---------------------------------------------------------------------------
 
@@ -47,14 +52,17 @@ async def succeeded_payment_of_booking(session: AsyncSession, booking_id: uuid.U
     return (await session.execute(stmt)).scalars().first()
 
 
-async def count_declines(session: AsyncSession, booking_id: uuid.UUID) -> int:
-    """How many of the booking's payments the card declined (provider trouble does not count)."""
-    stmt = select(func.count()).where(
+def _declines(booking_id: uuid.UUID) -> Select[int]:
+    return select(func.count()).where(
         Payment.booking_id == booking_id,
         Payment.status == PaymentStatus.FAILED,
         Payment.failure_reason.not_in(NOT_A_DECLINE),
     )
-    return int(await session.scalar(stmt) or 0)
+
+
+async def count_declines(session: AsyncSession, booking_id: uuid.UUID) -> int:
+    """How many of the booking's payments the card declined (provider trouble does not count)."""
+    return int(await session.scalar(_declines(booking_id)) or 0)
 
 
 async def live_payment_of_booking(session: AsyncSession, booking_id: uuid.UUID) -> Payment | None:
@@ -109,15 +117,29 @@ async def list_payments(
 # --- idempotency records ----------------------------------------------------------------
 
 
-async def insert_idempotency_record(session: AsyncSession | AsyncConnection, values: dict[str, Any]) -> bool:
-    """Claim a key; False when the (user, key) record already exists (or is being inserted)."""
-    stmt = (
+def _insert_idempotency_record(values: dict[str, Any]) -> ReturningInsert[tuple[str]]:
+    return (
         insert(IdempotencyRecord)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["user_id", "key"])
         .returning(IdempotencyRecord.key)
     )
-    return (await session.execute(stmt)).first() is not None
+
+
+async def insert_idempotency_record(session: AsyncSession | AsyncConnection, values: dict[str, Any]) -> bool:
+    """Claim a key; False when the (user, key) record already exists (or is being inserted)."""
+    return (await session.execute(_insert_idempotency_record(values))).first() is not None
+
+
+async def claim_key_knowing_booking(
+    connection: AsyncConnection, values: dict[str, Any], booking_id: uuid.UUID
+) -> tuple[bool, bool]:
+    """Claim a key as ``insert_idempotency_record`` does and, in the same round trip, tell
+    whether ``booking.created`` of the booking has arrived: (claimed, booking known)."""
+    claimed = _insert_idempotency_record(values).cte("claimed")
+    known = select(PayableBooking.booking_id).where(PayableBooking.booking_id == booking_id).exists()
+    row = (await connection.execute(select(select(claimed.c.key).exists(), known))).one()
+    return bool(row[0]), bool(row[1])
 
 
 async def get_idempotency_record(
@@ -201,6 +223,36 @@ async def payment_and_booking_end(
     )
     payment, ended = (await session.execute(stmt)).one()
     return payment, ended
+
+
+async def record_payable_booking(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Keep a booking ``booking.created`` announced; a repeated announcement changes nothing."""
+    await session.execute(
+        insert(PayableBooking).values(**values).on_conflict_do_nothing(index_elements=["booking_id"])
+    )
+
+
+async def known_booking(
+    session: AsyncSession, booking_id: uuid.UUID
+) -> tuple[PayableBooking, CancelledBooking | None, int] | None:
+    """The booking as ``booking.created`` told it, its recorded end if any, and its declines so
+    far (one round trip); None when no ``booking.created`` of it has arrived (yet)."""
+    stmt = (
+        select(PayableBooking, CancelledBooking, _declines(booking_id).scalar_subquery())
+        .outerjoin(CancelledBooking, CancelledBooking.booking_id == PayableBooking.booking_id)
+        .where(PayableBooking.booking_id == booking_id)
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (row[0], row[1], int(row[2]))
+
+
+def payable_bookings_retention() -> Retention:
+    """For servicekit's housekeeping: a payable booking goes a day after its hold ended (no one
+    can pay it then; a booking paid in time has its payment)."""
+    bookings = PayableBooking.__table__
+    assert isinstance(bookings, Table)
+    kept = PAYABLE_BOOKING_KEPT_AFTER_EXPIRY.total_seconds()
+    return Retention("payable_bookings", bookings, expired=older_than(bookings.c.expires_at, kept))
 
 
 async def get_cancelled_booking(session: AsyncSession, booking_id: uuid.UUID) -> CancelledBooking | None:

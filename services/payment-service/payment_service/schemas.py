@@ -86,6 +86,19 @@ class BookingView(BaseModel):
     cancellable_until: datetime | None = None
 
 
+class BookingCreated(BaseModel):
+    """The ``data`` of a ``booking.created`` event: what paying the booking needs to know."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    booking_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str | None = Field(default=None, max_length=254)
+    total_amount: int = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=3)
+    expires_at: datetime
+
+
 class BookingCancelled(BaseModel):
     """The ``data`` of a ``booking.cancelled`` event (``booking.expired`` is read as one with
     reason ``expired``): a booking that ended unpaid or was cancelled."""

@@ -4,8 +4,13 @@ One ``POST /process`` runs in steps, each its own transaction, because a charge
 at the provider sits between them and must never be repeated:
 
 1. claim the ``Idempotency-Key`` (committed: concurrent requests see it at once);
-2. read the booking, insert a ``pending`` payment linked to the key (committed:
-   the partial unique index refuses a second live payment of the booking);
+   the same statement tells whether the booking's ``booking.created`` has arrived;
+2. check the booking is payable, insert a ``pending`` payment linked to the key
+   (committed: the partial unique index refuses a second live payment of the
+   booking). A booking ``booking.created`` announced is read here, in the same
+   transaction; only one whose event has not arrived yet is asked of booking-service
+   (``GET /internal/bookings/{id}``), and so is a booking already paid or being paid
+   (whether booking confirmed it tells ``booking_not_pending`` from ``booking_already_paid``);
 3. charge the provider with the payment's own key ``payment:{id}``, retrying
    transient failures with back-off (a repeated key is never charged twice);
 4. in one transaction: the payment's outcome, its event in the outbox, the
@@ -32,11 +37,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service import repository
-from payment_service.bookings import BookingGateway
+from payment_service.bookings import BookingGateway, check_payable, known_booking_view
 from payment_service.cards import card_brand, card_last4
 from payment_service.config import PaymentSettings
 from payment_service.events import publish_payment_completed, publish_payment_failed
-from payment_service.idempotency import IdempotencyStore, StoredResponse
+from payment_service.idempotency import Claim, IdempotencyStore, StoredResponse
 from payment_service.leases import pending_payment_retry_after
 from payment_service.metrics import IDEMPOTENT_REPLAYS, PAYMENTS
 from payment_service.models import CancelledBooking, Payment, PaymentStatus
@@ -78,9 +83,9 @@ async def process_payment(ctx: Payments, user: Principal, request: PaymentReques
     fingerprint = ctx.idempotency.fingerprint(request)
     stored = await ctx.idempotency.cached(user.user_id, key, fingerprint)
     if stored is None:
-        claim = await ctx.idempotency.claim(user.user_id, key, fingerprint)
+        claim = await ctx.idempotency.claim(user.user_id, key, fingerprint, request.booking_id)
         if claim.replay is None:
-            return await _pay_claimed(ctx, user, request, (key, fingerprint), claim.resume_payment_id)
+            return await _pay_claimed(ctx, user, request, (key, fingerprint), claim)
         stored = claim.replay
         await ctx.idempotency.remember(user.user_id, key, fingerprint, stored)  # Redis had lost it
     IDEMPOTENT_REPLAYS.inc()
@@ -92,11 +97,11 @@ async def _pay_claimed(
     user: Principal,
     request: PaymentRequest,
     key_and_fingerprint: tuple[str, str],
-    resume_id: uuid.UUID | None,
+    claim: Claim,
 ) -> ProcessResult:
     key, fingerprint = key_and_fingerprint
     try:
-        response = await _pay(ctx, user, request, key, resume_id)
+        response = await _pay(ctx, user, request, key, claim)
     except AppError:  # nothing was charged: the key may be used again
         await ctx.idempotency.release(user.user_id, key)
         raise
@@ -105,12 +110,11 @@ async def _pay_claimed(
 
 
 async def _pay(
-    ctx: Payments, user: Principal, request: PaymentRequest, key: str, resume_id: uuid.UUID | None
+    ctx: Payments, user: Principal, request: PaymentRequest, key: str, claim: Claim
 ) -> StoredResponse:
-    payment = await _resumable_payment(ctx, resume_id)
+    payment = await _resumable_payment(ctx, claim.resume_payment_id)
     if payment is None:
-        booking = await ctx.bookings.payable_booking(request.booking_id, user.user_id, request.amount)
-        payment = await _start_payment(ctx, user, request, key, booking)
+        payment = await _start_payment(ctx, user, request, key, claim.booking_known)
     try:
         result = await _charge(ctx, payment, request.card_number)
     except ProviderUnavailable as exc:
@@ -139,8 +143,66 @@ async def _resumable_payment(ctx: Payments, payment_id: uuid.UUID | None) -> Pay
 
 
 async def _start_payment(
+    ctx: Payments, user: Principal, request: PaymentRequest, key: str, known: bool
+) -> Payment:
+    """Insert the ``pending`` payment: of a booking known from ``booking.created`` without asking
+    booking-service; of one not known here (yet: its event is on its way), after asking it."""
+    if known:
+        try:
+            payment = await _start_known_payment(ctx, user, request, key)
+        except IntegrityError as exc:  # the index's one live payment per booking (rolled back)
+            # Paid or being paid. Only booking-service knows whether it confirmed the booking
+            # already (409 booking_not_pending, raised here) or not yet (booking_already_paid).
+            await ctx.bookings.payable_booking(request.booking_id, user.user_id, request.amount)
+            raise await _already_paid(ctx, request.booking_id) from exc
+        if payment is not None:
+            return payment
+    booking = await ctx.bookings.payable_booking(request.booking_id, user.user_id, request.amount)
+    try:
+        return await _start_fetched_payment(ctx, user, request, key, booking)
+    except IntegrityError as exc:
+        raise await _already_paid(ctx, booking.id) from exc
+
+
+# Both take the booking's lock first, as finishing a payment does: a decline that is being
+# recorded right now is counted (by a statement after the lock) before another attempt may
+# start, and an end of the booking recorded before it is seen.
+
+
+async def _start_known_payment(
+    ctx: Payments, user: Principal, request: PaymentRequest, key: str
+) -> Payment | None:
+    """None when the booking's row is gone after all (it is pruned a day after its hold)."""
+    async with ctx.sessionmaker() as session, session.begin():
+        await repository.lock_booking(session, request.booking_id)
+        known = await repository.known_booking(session, request.booking_id)
+        if known is None:
+            return None
+        row, ended, declines = known
+        booking = check_payable(known_booking_view(row, ended), user.user_id, request.amount)
+        return await _add_payment(session, ctx, user, request, key, booking, declines)
+
+
+async def _start_fetched_payment(
     ctx: Payments, user: Principal, request: PaymentRequest, key: str, booking: BookingView
 ) -> Payment:
+    async with ctx.sessionmaker() as session, session.begin():
+        await repository.lock_booking(session, booking.id)
+        declines = await repository.count_declines(session, booking.id)
+        return await _add_payment(session, ctx, user, request, key, booking, declines)
+
+
+async def _add_payment(
+    session: AsyncSession,
+    ctx: Payments,
+    user: Principal,
+    request: PaymentRequest,
+    key: str,
+    booking: BookingView,
+    declines: int,
+) -> Payment:
+    """Under the booking's lock; raises IntegrityError when the booking has a live payment."""
+    _check_attempts_left(ctx, declines)
     number = request.card_number
     payment = Payment(
         user_id=user.user_id,
@@ -155,22 +217,12 @@ async def _start_payment(
         idempotency_key=key,
         provider=ctx.provider.name,
     )
-    try:
-        async with ctx.sessionmaker() as session, session.begin():
-            # Under the booking's lock, as finishing a payment is: a decline that is being
-            # recorded right now is counted (by a statement after the lock) before another
-            # attempt may start.
-            await repository.lock_booking(session, booking.id)
-            await _check_attempts_left(ctx, session, booking.id)
-            await repository.add_payment(session, payment)
-            await ctx.idempotency.attach_payment(session, user.user_id, key, payment.id)
-    except IntegrityError as exc:  # the index's one live payment per booking (rolled back)
-        raise await _already_paid(ctx, booking.id) from exc
+    await repository.add_payment(session, payment)
+    await ctx.idempotency.attach_payment(session, user.user_id, key, payment.id)
     return payment
 
 
-async def _check_attempts_left(ctx: Payments, session: AsyncSession, booking_id: uuid.UUID) -> None:
-    declines = await repository.count_declines(session, booking_id)
+def _check_attempts_left(ctx: Payments, declines: int) -> None:
     if declines >= ctx.settings.max_declines_per_booking:
         raise Conflict(
             f"This booking's card was declined {declines} times; choose the seats again",

@@ -2,19 +2,22 @@
 
 booking-service is replaced by a small app implementing its internal
 ``GET /internal/bookings/{id}`` exactly as docs/contracts.md says, serving
-bookings the test controls (and can hold back with a gate).
+bookings the test controls (and can hold back with a gate), counting the calls;
+``Harness.announce`` publishes a booking's ``booking.created`` as booking-service would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 from fastapi import FastAPI, Request
@@ -24,7 +27,7 @@ from sqlalchemy import func, select
 from payment_service import repository
 from payment_service.config import PaymentSettings
 from payment_service.main import create_app
-from payment_service.models import Payment, outbox
+from payment_service.models import Payment, outbox, processed_events
 from servicekit.app import Runtime
 from servicekit.testing import RabbitSpy, app_client, mint_token, test_settings_overrides, wait_until
 
@@ -41,11 +44,13 @@ def make_settings(**extra: Any) -> PaymentSettings:
 
 @dataclass
 class BookingDesk:
-    """The bookings the contract app serves; a gate holds a booking's answer until set."""
+    """The bookings the contract app serves; a gate holds a booking's answer until set;
+    ``calls`` counts the requests for each booking id."""
 
     settings: PaymentSettings
     bookings: dict[str, dict[str, Any]] = field(default_factory=dict)
     gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
 
     def add(self, user: Caller, amount: int = 2400, **overrides: Any) -> dict[str, Any]:
         booking = {
@@ -68,6 +73,7 @@ class BookingDesk:
 
         @app.get("/internal/bookings/{booking_id}")
         async def get_booking(booking_id: uuid.UUID, request: Request) -> JSONResponse:
+            self.calls[str(booking_id)] += 1
             token = self.settings.internal_token.get_secret_value()
             if request.headers.get("x-internal-token") != token:
                 return JSONResponse({"error": {"code": "not_found"}}, status_code=404)
@@ -80,6 +86,28 @@ class BookingDesk:
             return JSONResponse(booking)
 
         return app
+
+
+def booking_created_event(booking: dict[str, Any], **data: Any) -> dict[str, Any]:
+    """booking-service's ``booking.created`` of a desk booking (payload as docs/contracts.md)."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "booking.created",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": "booking-service",
+        "version": 1,
+        "data": {
+            "booking_id": booking["id"],
+            "user_id": booking["user_id"],
+            "user_email": booking["user_email"],
+            "showtime_id": booking["showtime_id"],
+            "seats": booking["seats"],
+            "total_amount": booking["total_amount"],
+            "currency": booking["currency"],
+            "expires_at": booking["expires_at"],
+            **data,
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -98,6 +126,7 @@ class Harness:
     desk: BookingDesk
     spy: RabbitSpy
     runtime: Runtime
+    attached: bool = False
 
     def caller(self, roles: tuple[str, ...] = ("user",)) -> Caller:
         user_id = uuid.uuid4()
@@ -111,6 +140,35 @@ class Harness:
             headers["Idempotency-Key"] = key
         payload = {"booking_id": booking_id, "payment_method": "credit_card", **body}
         return await self.client.post("/process", json=payload, headers=headers)
+
+    async def announce(self, booking: dict[str, Any], **data: Any) -> dict[str, Any]:
+        """Publish the booking's ``booking.created`` (``data`` overrides fields) and wait until
+        payment-service has consumed it."""
+        if not self.attached:  # an event published before the queue is bound would be lost
+            await wait_until(self._consuming, within=15, what="payment-service's consumer attached")
+            self.attached = True
+        event = booking_created_event(booking, **data)
+        await self.spy.publish("booking.created", event)
+        await wait_until(lambda: self.consumed(event["event_id"]), what=f"booking.created of {booking['id']}")
+        return event
+
+    async def _consuming(self) -> bool:
+        """Whether the consumer is attached to its queue (it binds the queue before consuming)."""
+        [consumer] = self.runtime.consumers
+        async with await aio_pika.connect(self.settings.rabbitmq_url.get_secret_value()) as connection:
+            channel = await connection.channel()
+            try:
+                queue = await channel.declare_queue(consumer.queue_name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                return False
+            return bool(queue.declaration_result.consumer_count)
+
+    async def consumed(self, *event_ids: str) -> bool:
+        """Whether payment-service's consumer has processed all these events."""
+        ids = [uuid.UUID(e) for e in event_ids]
+        async with self.runtime.sessionmaker() as session:
+            stmt = select(func.count()).where(processed_events.c.event_id.in_(ids))
+            return int(await session.scalar(stmt) or 0) == len(ids)
 
     async def charges(self, booking_id: str) -> int:
         """Charges the simulated provider made for the booking (its own ledger)."""

@@ -51,3 +51,27 @@ async def test_completed_records_past_their_expiry_go_and_in_flight_ones_stay(ha
     assert await _keys(harness, user_id) == {"live", "stuck"}
     labels = {"service": "payment-service", "table": "idempotency_records", "state": "in_flight"}
     assert (REGISTRY.get_sample_value("housekeeping_table_rows", labels) or 0) >= 1
+
+
+async def test_payable_bookings_go_a_day_after_their_hold_ended(harness: Harness) -> None:
+    from payment_service.models import PayableBooking
+
+    now, user_id = datetime.now(UTC), uuid.uuid4()
+    ends = {"long_gone": now - timedelta(days=1, minutes=5), "just_ended": now - timedelta(hours=23),
+            "live": now + timedelta(minutes=5)}  # fmt: skip
+    ids = {name: uuid.uuid4() for name in ends}
+    rows = [
+        {"booking_id": ids[name], "user_id": user_id, "amount": 100, "currency": "USD", "expires_at": end}
+        for name, end in ends.items()
+    ]
+    async with harness.runtime.sessionmaker() as session, session.begin():
+        await session.execute(insert(PayableBooking).values(rows))
+    housekeeper = harness.runtime.housekeeper
+    assert housekeeper is not None
+
+    assert await housekeeper.run_pass() is True
+
+    async with harness.runtime.sessionmaker() as session:
+        stmt = select(PayableBooking.booking_id).where(PayableBooking.user_id == user_id)
+        kept = set((await session.execute(stmt)).scalars())
+    assert kept == {ids["just_ended"], ids["live"]}
