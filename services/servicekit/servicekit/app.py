@@ -115,7 +115,7 @@ async def _start(runtime: Runtime, spec: ServiceSpec) -> None:
         runtime.broker.start()
         if spec.outbox is not None:
             runtime.relay = OutboxRelay(
-                runtime.sessionmaker, spec.outbox, runtime.broker, settings, runtime.outbox_wakeup
+                runtime.engine, spec.outbox, runtime.broker, settings, runtime.outbox_wakeup
             )
             runtime.relay.start()
         if spec.consumers is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import aio_pika
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicekit.app import Runtime, ServiceSpec, build_app
 from servicekit.config import ServiceSettings
@@ -27,14 +27,17 @@ async def _write_events(sessionmaker: async_sessionmaker[AsyncSession], outbox: 
 
 
 async def test_two_relays_publish_every_event_exactly_once(
-    settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Any]
+    settings: ServiceSettings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tables: dict[str, Any],
 ) -> None:
     outbox = tables["outbox"]
     url = settings.rabbitmq_url.get_secret_value()
     async with RabbitSpy(url, settings.events_exchange, ["kit.#"]) as spy:
         await _write_events(sessionmaker, outbox, "replicas")
         brokers = [Broker(settings), Broker(settings)]
-        relays = [OutboxRelay(sessionmaker, outbox, b, settings) for b in brokers]
+        relays = [OutboxRelay(engine, outbox, b, settings) for b in brokers]
         for broker, relay in zip(brokers, relays, strict=True):
             broker.start()
             relay.start()
@@ -59,12 +62,15 @@ async def _count(spy: RabbitSpy, tag: str, expected: int) -> bool:
 
 
 async def test_events_wait_in_the_outbox_until_a_broker_is_there(
-    settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Any]
+    settings: ServiceSettings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tables: dict[str, Any],
 ) -> None:
     outbox = tables["outbox"]
     dead = settings.model_copy(update={"rabbitmq_url": _secret("amqp://guest:guest@127.0.0.1:1/")})
     broker = Broker(dead)
-    relay = OutboxRelay(sessionmaker, outbox, broker, dead)
+    relay = OutboxRelay(engine, outbox, broker, dead)
     broker.start()
     relay.start()
     async with sessionmaker() as session, session.begin():
@@ -128,7 +134,10 @@ async def _refusing_queue(settings: ServiceSettings, routing_key: str) -> AsyncI
 
 
 async def test_a_round_keeps_every_confirmed_event_when_the_broker_refuses_one(
-    settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Any]
+    settings: ServiceSettings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tables: dict[str, Any],
 ) -> None:
     outbox = tables["outbox"]
     url = settings.rabbitmq_url.get_secret_value()
@@ -140,7 +149,7 @@ async def test_a_round_keeps_every_confirmed_event_when_the_broker_refuses_one(
             broker.start()
             try:
                 await asyncio.wait_for(broker.ready.wait(), 10)
-                await OutboxRelay(sessionmaker, outbox, broker, settings).publish_pending()
+                await OutboxRelay(engine, outbox, broker, settings).publish_pending()
                 states = await _states(sessionmaker, outbox, [refused, *accepted])
             finally:
                 await broker.close()

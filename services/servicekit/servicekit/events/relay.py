@@ -26,7 +26,7 @@ import aio_pika
 import orjson
 from pamqp.commands import Basic
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from servicekit.config import ServiceSettings
 from servicekit.events.broker import Broker
@@ -66,13 +66,13 @@ class RelayRound:
 class OutboxRelay:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         outbox: Table,
         broker: Broker,
         settings: ServiceSettings,
         wakeup: OutboxWakeup | None = None,
     ) -> None:
-        self.sessionmaker = sessionmaker
+        self.engine = engine  # Core, not an ORM session: a round is two statements, no objects
         self.outbox = outbox
         self.broker = broker
         self.settings = settings
@@ -132,27 +132,29 @@ class OutboxRelay:
         exchange = self.broker.exchange
         if exchange is None or not self.broker.is_connected:  # claim nothing while it reconnects
             raise ConnectionError("RabbitMQ is not connected")
-        async with self.sessionmaker() as session, session.begin():
-            rows = sorted((await session.execute(self._claim)).all(), key=lambda row: row.created_at)
+        async with self.engine.begin() as connection:
+            rows = sorted((await connection.execute(self._claim)).all(), key=lambda row: row.created_at)
             if not rows:
                 return RelayRound(0, 0)
             outcomes = await asyncio.gather(
                 *(self._publish_confirmed(exchange, row.payload, row.event_type) for row in rows),
                 return_exceptions=True,
             )
-            await self._unmark_failures(session, rows, outcomes)
+            await self._unmark_failures(connection, rows, outcomes)
         for row, outcome in zip(rows, outcomes, strict=True):
             if outcome is None:
                 EVENTS_PUBLISHED.labels(self.settings.service_name, row.event_type).inc()
         return RelayRound(len(rows), outcomes.count(None))
 
-    async def _unmark_failures(self, session: AsyncSession, rows: Sequence[Any], outcomes: list[Any]) -> None:
+    async def _unmark_failures(
+        self, connection: AsyncConnection, rows: Sequence[Any], outcomes: list[Any]
+    ) -> None:
         failed = [(row, exc) for row, exc in zip(rows, outcomes, strict=True) if exc is not None]
         if not failed:
             return
         t = self.outbox
         error = type(failed[0][1]).__name__
-        await session.execute(
+        await connection.execute(
             update(t)
             .where(t.c.event_id.in_([row.event_id for row, _ in failed]))
             .values(published_at=None, attempts=t.c.attempts + 1, last_error=error)
@@ -179,9 +181,9 @@ class OutboxRelay:
             return
         self._last_gauge = now
         t = self.outbox
-        async with self.sessionmaker() as session:
+        async with self.engine.connect() as connection:
             count, oldest = (
-                await session.execute(
+                await connection.execute(
                     select(func.count(), func.min(t.c.created_at)).where(t.c.published_at.is_(None))
                 )
             ).one()
