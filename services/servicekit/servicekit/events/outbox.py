@@ -3,7 +3,8 @@
 An event row is inserted in the same transaction as the state change that
 caused it; the relay publishes it only after that transaction committed.
 That commit wakes the relay of this process at once (``OutboxWakeup``); its
-poll only catches what no wake-up announced (another process's rows, a crash).
+poll only catches what no wake-up announced (rows of a process that died before
+relaying them, rows a failed round left).
 """
 
 from __future__ import annotations
