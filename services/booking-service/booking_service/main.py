@@ -29,7 +29,8 @@ def _context(runtime: Runtime, movie_transport: httpx.AsyncBaseTransport | None)
         runtime.clients["movie"] = movie
         catalog = ShowtimeCatalog(movie, redis, settings)
         autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
-        runtime.state["booking"] = BookingContext(settings, catalog, SeatHolds(redis, settings), autocommit)
+        holds = SeatHolds(redis, settings)
+        runtime.state["booking"] = BookingContext(settings, catalog, holds, autocommit, runtime.outbox_wakeup)
     context: BookingContext = runtime.state["booking"]
     return context
 

@@ -25,6 +25,7 @@ from booking_service.metrics import BOOKINGS
 from booking_service.models import Booking, BookingSeat
 from booking_service.schemas import BookRequest, InternalBookingOut, SeatStatusOut
 from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from servicekit.events import OutboxWakeup
 from servicekit.security import Principal
 
 logger = logging.getLogger("booking_service")
@@ -40,6 +41,8 @@ class BookingContext:
     # The service's engine in autocommit mode: POST /book is one statement, atomic on its
     # own, so it needs no BEGIN and COMMIT round trips around it.
     autocommit: AsyncEngine
+    # That statement writes booking.created outside a session: it wakes the outbox relay itself.
+    outbox_wakeup: OutboxWakeup
 
 
 def seat_order(seat_id: str) -> tuple[str, int]:
@@ -128,6 +131,7 @@ async def _write_booking(
             raise seats_taken(taken or ids) from exc
     if not inserted:
         raise Conflict(f"At most {limit} unpaid bookings at a time", code="too_many_pending_bookings")
+    ctx.outbox_wakeup.notify()
     BOOKINGS.labels(lifecycle.PENDING).inc()
     return booking
 

@@ -30,6 +30,9 @@ SEATS_PER_ROW = 10
 def make_settings(**extra: Any) -> BookingSettings:
     extra.setdefault("sweeper_interval_seconds", 0.1)
     extra.setdefault("redis_timeout_seconds", 10.0)  # in-process races share one loaded event loop
+    # Events flow on wake-ups alone: a path that wrote the outbox without waking the relay would
+    # wait for this poll, and its test time out.
+    extra.setdefault("outbox_poll_interval", 30.0)
     return BookingSettings(**test_settings_overrides("booking_service", "booking", **extra))
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from servicekit.testing import wait_until
+from servicekit.testing import RabbitSpy, wait_until
 
 Builder = Callable[..., Awaitable[Any]]
 Headers = Callable[..., dict[str, str]]
@@ -122,6 +122,21 @@ async def test_unpaid_bookings_per_user_are_limited(
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "too_many_pending_bookings"
     assert (await book(showtime, ["E9"])).status_code == 201, "the refused hold was released"
+
+
+async def test_book_publishes_booking_created_at_once(
+    make_showtime: Builder, book: Builder, spy: RabbitSpy
+) -> None:
+    """POST /book's statement commits booking.created outside a session and wakes the relay
+    itself: the event is out long before the relay's poll (30 s in these tests)."""
+    response = await book(await make_showtime(), ["D1"])
+    assert response.status_code == 201, response.text
+    booking_id = response.json()["id"]
+
+    async def published() -> bool:
+        return any(m["data"]["booking_id"] == booking_id for m in spy.of_type("booking.created"))
+
+    await wait_until(published, within=5, what="booking.created, long before the poll")
 
 
 async def test_a_booking_is_written_in_one_statement(make_showtime: Builder, book: Builder) -> None:

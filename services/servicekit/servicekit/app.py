@@ -20,6 +20,7 @@ from servicekit.db import create_engine, create_sessionmaker
 from servicekit.errors import install_error_handlers
 from servicekit.events.broker import Broker
 from servicekit.events.consumer import EventConsumer, EventHandler
+from servicekit.events.outbox import OutboxWakeup
 from servicekit.events.relay import OutboxRelay
 from servicekit.health import HealthCheck, health_router
 from servicekit.heap import settle_after_startup
@@ -47,6 +48,9 @@ class Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
+    # Set by every commit that wrote outbox rows (sessions of ``sessionmaker`` do it themselves;
+    # a raw statement into the outbox calls ``outbox_wakeup.notify()``): the relay publishes now.
+    outbox_wakeup: OutboxWakeup = field(default_factory=OutboxWakeup)
     broker: Broker | None = None
     relay: OutboxRelay | None = None
     housekeeper: Housekeeper | None = None
@@ -110,7 +114,9 @@ async def _start(runtime: Runtime, spec: ServiceSpec) -> None:
         runtime.broker = Broker(settings)
         runtime.broker.start()
         if spec.outbox is not None:
-            runtime.relay = OutboxRelay(runtime.sessionmaker, spec.outbox, runtime.broker, settings)
+            runtime.relay = OutboxRelay(
+                runtime.engine, spec.outbox, runtime.broker, settings, runtime.outbox_wakeup
+            )
             runtime.relay.start()
         if spec.consumers is not None:
             runtime.consumers = spec.consumers(runtime)
@@ -169,7 +175,9 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         configure_logging(settings.service_name, settings.log_level)
         engine = create_engine(settings)
         instrument_engine(engine)
-        runtime = Runtime(settings, engine, create_sessionmaker(engine), create_redis(settings))
+        wakeup = OutboxWakeup()
+        sessionmaker = create_sessionmaker(engine, wakeup)
+        runtime = Runtime(settings, engine, sessionmaker, create_redis(settings), wakeup)
         app.state.runtime = runtime
         await _start(runtime, spec)
         settle_after_startup(settings)

@@ -54,7 +54,10 @@ class ServiceSettings(BaseSettings):
     events_exchange: str = "booking_events"
     queue_prefix: str = ""
     events_enabled: bool = True
-    outbox_poll_interval: float = Field(default=0.2, gt=0)
+    # The relay publishes right after each commit that wrote the outbox (a wake-up); this poll
+    # only catches rows no wake-up announced (a process that died before relaying, a failed
+    # round, which is retried on this clock), so it bounds their delay, not the usual one.
+    outbox_poll_interval: float = Field(default=1.0, gt=0)
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_retry_base_ms: int = Field(default=500, ge=1)
     # Tests set this so their throw-away queues vanish from a shared broker.

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from servicekit.config import ServiceSettings
+from servicekit.events.outbox import WAKEUP_KEY, OutboxSession, OutboxWakeup
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -91,8 +92,16 @@ def _require_schema(engine: AsyncEngine, schema: str) -> None:
     event.listen(engine.sync_engine, "connect", check)
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_sessionmaker(
+    engine: AsyncEngine, outbox_wakeup: OutboxWakeup | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; a commit that wrote outbox events notifies ``outbox_wakeup``."""
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        sync_session_class=OutboxSession,
+        info={WAKEUP_KEY: outbox_wakeup} if outbox_wakeup is not None else None,
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

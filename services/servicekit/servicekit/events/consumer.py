@@ -59,6 +59,8 @@ class EventConsumer:
         self.prefetch = prefetch
         self.queue: AbstractQueue | None = None
         self._channel: Any = None
+        # Built once: making it per message (``.values()``) cost as much CPU as sending it.
+        self._claim = insert(processed).on_conflict_do_nothing().returning(processed.c.event_id)
 
     async def start(self) -> None:
         """Declare the queues and start consuming (waits for the broker connection)."""
@@ -124,10 +126,8 @@ class EventConsumer:
         """Run the handler and record the event id in one transaction; skip a duplicate."""
         async with self.sessionmaker() as session, session.begin():
             claimed = await session.execute(
-                insert(self.processed)
-                .values(event_id=event.event_id, consumer=self.name, event_type=event.event_type)
-                .on_conflict_do_nothing()
-                .returning(self.processed.c.event_id)
+                self._claim,
+                {"event_id": event.event_id, "consumer": self.name, "event_type": event.event_type},
             )
             if claimed.first() is None:
                 return "duplicate"

@@ -2,9 +2,15 @@
 
 An event row is inserted in the same transaction as the state change that
 caused it; the relay publishes it only after that transaction committed.
+That commit wakes the relay of this process at once (``OutboxWakeup``); its
+poll only catches what no wake-up announced (rows of a process that died before
+relaying them, rows a failed round left).
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
 
 from sqlalchemy import (
     Column,
@@ -15,12 +21,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
     func,
     insert,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from servicekit.events.envelope import EventEnvelope
 from servicekit.tracing import with_trace_context
@@ -57,12 +65,44 @@ def processed_events_table(metadata: MetaData) -> Table:
     )
 
 
+WAKEUP_KEY = "servicekit.outbox_wakeup"  # in the sessionmaker's info: whom a commit wakes
+WRITTEN_KEY = "servicekit.outbox_written"  # in a session's info: this transaction wrote events
+
+
+class OutboxWakeup:
+    """Set when a transaction that wrote outbox rows has committed; the relay waits on it."""
+
+    def __init__(self) -> None:
+        self._written = asyncio.Event()
+
+    def notify(self) -> None:
+        """Outbox rows were just committed: publish them now rather than at the next poll."""
+        self._written.set()
+
+    def clear(self) -> None:
+        self._written.clear()
+
+    async def wait(self, at_most: float) -> None:
+        """Until a commit notifies, or ``at_most`` seconds (the relay's safety-net poll)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await self._written.wait()
+
+
+class OutboxSession(Session):
+    """The services' session: a commit after ``add_event`` notifies the sessionmaker's wake-up."""
+
+
+@event.listens_for(OutboxSession, "after_commit")
+def _wake_relay(session: Session) -> None:
+    if session.info.pop(WRITTEN_KEY, False) and (wakeup := session.info.get(WAKEUP_KEY)):
+        wakeup.notify()
+
+
 async def add_event(session: AsyncSession, outbox: Table, event: EventEnvelope) -> None:
-    """Write ``event`` to the outbox inside the caller's transaction."""
+    """Write ``event`` to the outbox inside the caller's transaction (its commit wakes the relay)."""
+    payload = with_trace_context(event.model_dump(mode="json"))
     await session.execute(
-        insert(outbox).values(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            payload=with_trace_context(event.model_dump(mode="json")),
-        )
+        insert(outbox), {"event_id": event.event_id, "event_type": event.event_type, "payload": payload}
     )
+    session.info[WRITTEN_KEY] = True

@@ -1,7 +1,14 @@
 """The outbox relay: publishes committed events, persistent and confirmed, at least once.
 
+A round starts as soon as a commit of this process wrote outbox rows (its
+``OutboxWakeup``), or every ``OUTBOX_POLL_INTERVAL`` as the safety net for rows
+no wake-up announced (written by a process that died before relaying them, or
+left by a failed round). In one transaction a round claims a batch, publishes
+all of it at once, awaits the broker's confirms together, and keeps marked only
+the events the broker confirmed.
+
 Several replicas may run it at once: rows are claimed with FOR UPDATE SKIP LOCKED,
-so each event is published by one relay; a crash between publish and mark means
+so each event is published by one relay; a crash between publish and commit means
 a redelivery, which the consumers' event-id ledger absorbs.
 """
 
@@ -10,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,10 +26,11 @@ import aio_pika
 import orjson
 from pamqp.commands import Basic
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from servicekit.config import ServiceSettings
 from servicekit.events.broker import Broker
+from servicekit.events.outbox import OutboxWakeup
 from servicekit.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from servicekit.tracing import split_trace_context
 
@@ -41,20 +51,49 @@ def build_message(payload: dict[str, Any]) -> aio_pika.Message:
     )
 
 
+@dataclass(frozen=True)
+class RelayRound:
+    """What one round did: events claimed from the outbox, and how many the broker confirmed."""
+
+    claimed: int
+    published: int
+
+    @property
+    def failed(self) -> bool:
+        return self.published < self.claimed
+
+
 class OutboxRelay:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         outbox: Table,
         broker: Broker,
         settings: ServiceSettings,
+        wakeup: OutboxWakeup | None = None,
     ) -> None:
-        self.sessionmaker = sessionmaker
+        self.engine = engine  # Core, not an ORM session: a round is two statements, no objects
         self.outbox = outbox
         self.broker = broker
         self.settings = settings
+        self.wakeup = wakeup or OutboxWakeup()
         self._task: asyncio.Task[None] | None = None
         self._last_gauge = 0.0
+        t = outbox
+        # Claim the oldest unpublished rows no other relay holds, and mark them, in one round trip.
+        batch = (
+            select(t.c.event_id)
+            .where(t.c.published_at.is_(None))
+            .order_by(t.c.created_at)
+            .limit(BATCH_SIZE)
+            .with_for_update(skip_locked=True)
+        )
+        self._claim = (
+            update(t)
+            .where(t.c.event_id.in_(batch.scalar_subquery()))
+            .values(published_at=func.now())
+            .returning(t.c.event_id, t.c.event_type, t.c.payload, t.c.created_at)
+        )
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
@@ -66,52 +105,61 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await self.broker.ready.wait()
-                published = await self.publish_pending()
-                await self._update_gauges()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep relaying whatever one round hit
-                logger.warning("outbox relay round failed: %s", type(exc).__name__)
-                published = 0
-                await asyncio.sleep(1.0)
-            if published < BATCH_SIZE:
+            self.wakeup.clear()  # a commit from here on wakes the next round
+            done = await self._round()
+            if done is None or done.failed:  # the broker or the database is away: retry on the clock
                 await asyncio.sleep(self.settings.outbox_poll_interval)
+            elif done.claimed < BATCH_SIZE:
+                await self.wakeup.wait(self.settings.outbox_poll_interval)
 
-    async def publish_pending(self) -> int:
-        """Publish one batch of unpublished events; returns how many were published."""
+    async def _round(self) -> RelayRound | None:
+        try:
+            await self.broker.ready.wait()
+            done = await self.publish_pending()
+            await self._update_gauges()
+        except Exception as exc:  # keep relaying whatever one round hit
+            logger.warning("outbox relay round failed: %s", type(exc).__name__)
+            return None
+        return done
+
+    async def publish_pending(self) -> RelayRound:
+        """Publish one batch of unpublished events, all at once; keep those the broker confirmed.
+
+        The batch is claimed and marked published in one statement, inside a transaction
+        that commits only after the confirms: a crash before that leaves every row as it was.
+        An event the broker did not confirm is unmarked (``attempts`` counts it) for a later round.
+        """
         exchange = self.broker.exchange
-        if exchange is None:
-            return 0
-        t = self.outbox
-        async with self.sessionmaker() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(t.c.event_id, t.c.event_type, t.c.payload)
-                    .where(t.c.published_at.is_(None))
-                    .order_by(t.c.created_at)
-                    .limit(BATCH_SIZE)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            done = []
-            for row in rows:
-                try:
-                    await self._publish_confirmed(exchange, row.payload, row.event_type)
-                except Exception as exc:
-                    await session.execute(
-                        update(t)
-                        .where(t.c.event_id == row.event_id)
-                        .values(attempts=t.c.attempts + 1, last_error=type(exc).__name__)
-                    )
-                    logger.warning("publishing %s failed: %s", row.event_type, type(exc).__name__)
-                    break
-                done.append(row.event_id)
+        if exchange is None or not self.broker.is_connected:  # claim nothing while it reconnects
+            raise ConnectionError("RabbitMQ is not connected")
+        async with self.engine.begin() as connection:
+            rows = sorted((await connection.execute(self._claim)).all(), key=lambda row: row.created_at)
+            if not rows:
+                return RelayRound(0, 0)
+            outcomes = await asyncio.gather(
+                *(self._publish_confirmed(exchange, row.payload, row.event_type) for row in rows),
+                return_exceptions=True,
+            )
+            await self._unmark_failures(connection, rows, outcomes)
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if outcome is None:
                 EVENTS_PUBLISHED.labels(self.settings.service_name, row.event_type).inc()
-            if done:
-                await session.execute(update(t).where(t.c.event_id.in_(done)).values(published_at=func.now()))
-        return len(done)
+        return RelayRound(len(rows), outcomes.count(None))
+
+    async def _unmark_failures(
+        self, connection: AsyncConnection, rows: Sequence[Any], outcomes: list[Any]
+    ) -> None:
+        failed = [(row, exc) for row, exc in zip(rows, outcomes, strict=True) if exc is not None]
+        if not failed:
+            return
+        t = self.outbox
+        error = type(failed[0][1]).__name__
+        await connection.execute(
+            update(t)
+            .where(t.c.event_id.in_([row.event_id for row, _ in failed]))
+            .values(published_at=None, attempts=t.c.attempts + 1, last_error=error)
+        )
+        logger.warning("publishing %d events failed: %s", len(failed), error)
 
     async def _publish_confirmed(self, exchange: Any, payload: dict[str, Any], routing_key: str) -> None:
         """Publish and insist on the broker's Basic.Ack; anything else is a failure to retry.
@@ -133,9 +181,9 @@ class OutboxRelay:
             return
         self._last_gauge = now
         t = self.outbox
-        async with self.sessionmaker() as session:
+        async with self.engine.connect() as connection:
             count, oldest = (
-                await session.execute(
+                await connection.execute(
                     select(func.count(), func.min(t.c.created_at)).where(t.c.published_at.is_(None))
                 )
             ).one()
