@@ -28,9 +28,10 @@ def _context(runtime: Runtime, movie_transport: httpx.AsyncBaseTransport | None)
         movie = ServiceClient("movie", settings.movie_service_url, settings, transport=movie_transport)
         runtime.clients["movie"] = movie
         catalog = ShowtimeCatalog(movie, redis, settings)
-        autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
         holds = SeatHolds(redis, settings)
-        runtime.state["booking"] = BookingContext(settings, catalog, holds, autocommit, runtime.outbox_wakeup)
+        runtime.state["booking"] = BookingContext(
+            settings, catalog, holds, runtime.autocommit, runtime.outbox_wakeup
+        )
     context: BookingContext = runtime.state["booking"]
     return context
 

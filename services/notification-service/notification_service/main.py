@@ -21,8 +21,7 @@ def _dispatcher(runtime: Runtime) -> Dispatcher:
         settings = runtime.settings
         assert isinstance(settings, NotificationSettings)
         # Claiming a notification and recording its outcome are one statement each.
-        autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
-        statements = async_sessionmaker(autocommit, expire_on_commit=False)
+        statements = async_sessionmaker(runtime.autocommit, expire_on_commit=False)
         runtime.state["dispatcher"] = Dispatcher(
             statements, settings, EmailSender(settings), sms_provider(settings)
         )

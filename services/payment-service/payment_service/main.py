@@ -24,7 +24,7 @@ def _startup(settings: PaymentSettings, booking_transport: httpx.AsyncBaseTransp
         client = ServiceClient("booking", settings.booking_service_url, settings, transport=booking_transport)
         runtime.clients["booking"] = client
         # Single-statement writes (claiming a key, the provider's ledger) need no BEGIN/COMMIT.
-        autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit = runtime.autocommit
         idempotency = IdempotencyStore(settings, runtime.sessionmaker, runtime.redis, autocommit)
         payments = Payments(
             settings=settings,

@@ -262,11 +262,6 @@ async def get_cancelled_booking(session: AsyncSession, booking_id: uuid.UUID) ->
 # --- the simulated provider's ledger ----------------------------------------------------
 
 
-async def get_ledger_entry(session: AsyncSession, idempotency_key: str) -> ProviderLedgerEntry | None:
-    stmt = select(ProviderLedgerEntry).where(ProviderLedgerEntry.idempotency_key == idempotency_key)
-    return (await session.execute(stmt)).scalars().first()
-
-
 class LedgerRow(Protocol):
     """A ledger entry as a row (the columns of ``ProviderLedgerEntry`` by name)."""
 

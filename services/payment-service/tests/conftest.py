@@ -88,11 +88,12 @@ class BookingDesk:
         return app
 
 
-def booking_created_event(booking: dict[str, Any], **data: Any) -> dict[str, Any]:
-    """booking-service's ``booking.created`` of a desk booking (payload as docs/contracts.md)."""
+def booking_event(event_type: str, booking: dict[str, Any], **data: Any) -> dict[str, Any]:
+    """An event booking-service would publish about a desk booking (payloads as docs/contracts.md):
+    the fields every booking.* event carries, plus ``data``."""
     return {
         "event_id": str(uuid.uuid4()),
-        "event_type": "booking.created",
+        "event_type": event_type,
         "occurred_at": datetime.now(UTC).isoformat(),
         "producer": "booking-service",
         "version": 1,
@@ -104,7 +105,6 @@ def booking_created_event(booking: dict[str, Any], **data: Any) -> dict[str, Any
             "seats": booking["seats"],
             "total_amount": booking["total_amount"],
             "currency": booking["currency"],
-            "expires_at": booking["expires_at"],
             **data,
         },
     }
@@ -141,13 +141,15 @@ class Harness:
         payload = {"booking_id": booking_id, "payment_method": "credit_card", **body}
         return await self.client.post("/process", json=payload, headers=headers)
 
+    booking_event = staticmethod(booking_event)
+
     async def announce(self, booking: dict[str, Any], **data: Any) -> dict[str, Any]:
         """Publish the booking's ``booking.created`` (``data`` overrides fields) and wait until
         payment-service has consumed it."""
         if not self.attached:  # an event published before the queue is bound would be lost
             await wait_until(self._consuming, within=15, what="payment-service's consumer attached")
             self.attached = True
-        event = booking_created_event(booking, **data)
+        event = booking_event("booking.created", booking, **{"expires_at": booking["expires_at"], **data})
         await self.spy.publish("booking.created", event)
         await wait_until(lambda: self.consumed(event["event_id"]), what=f"booking.created of {booking['id']}")
         return event

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,29 +23,11 @@ async def _paid(harness: Harness, user: Any) -> tuple[dict[str, Any], dict[str, 
 
 
 def _cancelled_event(
-    booking: dict[str, Any], event_type: str = "booking.cancelled", **data: Any
+    harness: Harness, booking: dict[str, Any], event_type: str = "booking.cancelled", **data: Any
 ) -> dict[str, Any]:
     """A booking.cancelled event (or, with ``event_type``, booking.expired: the fields payment reads)."""
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "producer": "booking-service",
-        "version": 1,
-        "data": {
-            "booking_id": booking["id"],
-            "user_id": booking["user_id"],
-            "user_email": booking["user_email"],
-            "showtime_id": booking["showtime_id"],
-            "seats": booking["seats"],
-            "total_amount": booking["total_amount"],
-            "currency": booking["currency"],
-            "reason": "user_cancelled",
-            "refund_required": True,
-            "payment_id": None,
-            **data,
-        },
-    }
+    defaults = {"reason": "user_cancelled", "refund_required": True, "payment_id": None}
+    return dict(harness.booking_event(event_type, booking, **{**defaults, **data}))
 
 
 async def test_the_owner_refunds_once_and_payment_refunded_is_published(harness: Harness) -> None:
@@ -115,8 +96,10 @@ async def test_a_booking_that_ended_refunds_its_payment_exactly_once_saying_why(
     duplicates = EVENTS_CONSUMED.labels("payment-service", event_type, "duplicate")
     seen_before = duplicates._value.get()
     named = {} if event_type == "booking.expired" else {"payment_id": payment["id"]}
-    event = _cancelled_event(booking, event_type=event_type, **named, **data)
-    second = _cancelled_event(booking, event_type=event_type, **named, **data)  # booking said it twice
+    event = _cancelled_event(harness, booking, event_type=event_type, **named, **data)
+    second = _cancelled_event(
+        harness, booking, event_type=event_type, **named, **data
+    )  # booking said it twice
     for message in (event, event, second):
         await harness.spy.publish(event_type, message)
     await harness.delivered("payment.refunded", booking["id"])
@@ -135,7 +118,9 @@ async def test_a_cancel_that_races_the_charge_refunds_it_as_soon_as_it_succeeds(
     paying = asyncio.create_task(harness.pay(user, booking["id"]))  # read the booking while pending...
     try:
         # ...the user cancels the pending booking meanwhile (no payment known to booking yet)
-        await harness.spy.publish("booking.cancelled", _cancelled_event(booking, refund_required=False))
+        await harness.spy.publish(
+            "booking.cancelled", _cancelled_event(harness, booking, refund_required=False)
+        )
         await wait_until(lambda: _cancellation_recorded(harness, booking["id"]), what="the cancellation")
     finally:
         gate.set()
@@ -152,7 +137,7 @@ async def test_a_cancel_that_races_the_charge_refunds_it_as_soon_as_it_succeeds(
 async def test_a_cancelled_booking_without_a_payment_changes_nothing(harness: Harness) -> None:
     user = harness.caller()
     booking = harness.desk.add(user)
-    event = _cancelled_event(booking, refund_required=False, reason="payment_failed")
+    event = _cancelled_event(harness, booking, refund_required=False, reason="payment_failed")
     await harness.spy.publish("booking.cancelled", event)
     await wait_until(lambda: _consumed(harness, [event["event_id"]]), what="the event")
     assert await harness.payments_of(booking["id"]) == []

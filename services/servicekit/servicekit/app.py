@@ -60,6 +60,12 @@ class Runtime:
     state: dict[str, Any] = field(default_factory=dict)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
+    @property
+    def autocommit(self) -> AsyncEngine:
+        """The engine without BEGIN/COMMIT round trips, for writes that are one statement each
+        (the same pool as ``engine``)."""
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
     def spawn(self, coro: Awaitable[Any], name: str) -> None:
         """Run a background task for the app's lifetime (cancelled at shutdown)."""
         self.tasks.append(asyncio.ensure_future(coro))
