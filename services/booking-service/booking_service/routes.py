@@ -79,7 +79,12 @@ async def get_booking(booking_id: uuid.UUID, user: CurrentUser, session: Session
 async def cancel_booking(
     booking_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: ContextDep
 ) -> BookingOut:
-    """Cancel a booking: a pending one frees its seats at once, a confirmed one is refunded."""
+    """Cancel a booking: a pending one frees its seats at once, a confirmed one is refunded.
+
+    A confirmed booking can be cancelled until `CANCELLATION_CUTOFF_MINUTES` (30) before the
+    showtime starts: 409 `cancellation_closed` after that. Cancelling a cancelled booking
+    answers it unchanged; an expired or failed one is 409 `booking_not_cancellable`.
+    """
     booking = await service.cancel_own_booking(session, ctx, user, booking_id)
     return BookingOut.model_validate(booking)
 

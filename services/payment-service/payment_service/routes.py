@@ -47,7 +47,13 @@ IdempotencyKey = Annotated[
 async def process(
     body: PaymentRequest, user: CurrentUser, payments: PaymentsDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Pay a pending booking once; a retry with the same `Idempotency-Key` replays the first answer."""
+    """Pay a pending booking once; a retry with the same `Idempotency-Key` replays the first answer.
+
+    402 `payment_declined` when the card is declined; the booking stays payable with another
+    card (`details.attempts_left`) until its last allowed decline, then 409 `too_many_declines`.
+    A 409 that a retry can outwait (`idempotency_busy`, `booking_already_paid` while the other
+    payment is still pending) carries `Retry-After`.
+    """
     key = idempotency_key or f"payment:{body.booking_id}"
     result = await service.process_payment(payments, user, body, key)
     headers = {REPLAY_HEADER: "true"} if result.replayed else None
