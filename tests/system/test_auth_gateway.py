@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -53,8 +55,14 @@ async def test_sixth_failed_login_is_429_through_the_gateway() -> None:
     assert statuses == [401] * 5 + [429]
 
 
-async def _pipelined_token_requests(connections: int, per_connection: int) -> list[int]:
-    """Statuses of many token requests sent pipelined over a few keep-alive connections
+class _Answer(NamedTuple):
+    status: int
+    head: bytes
+    body: bytes
+
+
+async def _pipelined_token_requests(connections: int, per_connection: int) -> list[_Answer]:
+    """Answers to many token requests sent pipelined over a few keep-alive connections
     (cheap for the client, so the burst really arrives at once)."""
     url = httpx.URL(GATEWAY)
     request = (
@@ -62,35 +70,33 @@ async def _pipelined_token_requests(connections: int, per_connection: int) -> li
         "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n"
     ).encode()
 
-    async def one_connection() -> list[int]:
+    async def one_connection() -> list[_Answer]:
         reader, writer = await asyncio.open_connection(url.host, url.port)
         writer.write(request * per_connection)
         await writer.drain()
-        statuses: list[int] = []
-        while len(statuses) < per_connection:
-            head = await reader.readuntil(b"\r\n\r\n")
-            statuses.append(int(head.split(b" ", 2)[1]))
-            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
+        answers: list[_Answer] = []
+        while len(answers) < per_connection:
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+            length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+            answers.append(_Answer(int(head.split(b" ", 2)[1]), head, await reader.readexactly(length)))
         writer.close()
-        return statuses
+        return answers
 
     results = await asyncio.wait_for(asyncio.gather(*(one_connection() for _ in range(connections))), 30)
-    return [status for statuses in results for status in statuses]
+    return [answer for answers in results for answer in answers]
 
 
 async def test_gateway_rate_limits_the_token_endpoint_with_json_429() -> None:
-    statuses = await _pipelined_token_requests(connections=20, per_connection=40)
-    assert 429 in statuses, "the gateway never limited 800 token requests sent at once"
-    assert set(statuses) <= {422, 429}
-    async with _client() as api:
-        for _ in range(5):  # drain the bucket again, then look at one limited answer whole
-            await _pipelined_token_requests(10, 40)
-            answer = await api.post("/api/auth/token", data={})
-            if answer.status_code == 429:
-                break
-    assert answer.status_code == 429 and answer.json()["error"]["code"] == "too_many_requests"
-    assert answer.headers["retry-after"] == "1"
+    # One look at the limited answers of the flood itself: a request sent after the flood may
+    # find the bucket refilled on a slow machine (CI once did).
+    answers = await _pipelined_token_requests(connections=20, per_connection=40)
+    limited = [answer for answer in answers if answer.status == 429]
+    assert limited, "the gateway never limited 800 token requests sent at once"
+    assert {answer.status for answer in answers} <= {422, 429}
+    for answer in limited:
+        assert json.loads(answer.body)["error"]["code"] == "too_many_requests"
+        assert b"\r\nretry-after: 1\r\n" in answer.head
+        assert b"\r\ncontent-type: application/json" in answer.head
 
 
 async def test_gateway_errors_are_json_with_the_request_id() -> None:
