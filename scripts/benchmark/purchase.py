@@ -41,6 +41,16 @@ CONFIRMED_AT = """
 SELECT id::text AS id, status, extract(epoch FROM updated_at)::float8 AS at
 FROM booking.bookings WHERE id = ANY($1::uuid[])
 """
+# Where the lag to `confirmed` accrues, per payment.completed: payment's relay (commit ->
+# published) and the broker with booking's consumer (published -> booking's dedupe record).
+# All three times are PostgreSQL's now() (one clock); each is its transaction's start.
+EVENT_STAGES = """
+SELECT extract(epoch FROM o.published_at - o.created_at)::float8 AS relayed,
+       extract(epoch FROM p.processed_at - o.published_at)::float8 AS consumed
+FROM payment.outbox o
+JOIN booking.processed_events p ON p.event_id = o.event_id AND p.consumer = 'booking-service.events'
+WHERE o.event_type = 'payment.completed' AND o.payload->'data'->>'booking_id' = ANY($1::text[])
+"""
 AFTERMATH_SECONDS = 120.0  # bound of waiting for confirmations and for mails
 
 
@@ -70,6 +80,8 @@ class FlowRun:
     purchases_per_second: float
     confirmed: Lags
     mailed: Lags
+    relayed: Lags  # payment.completed: payment's commit -> published
+    consumed: Lags  # payment.completed: published -> booking's consumer began its transaction
     duplicate_mails: list[str]  # references with more than one tickets mail
     watched: Watched
     window_seconds: float = 0.0  # the CPU window: load start to aftermath done
@@ -95,6 +107,7 @@ def measure_flow(
     shown, result = book_and_pay(bench, name, showtime_id, seats, flows, clients)
     paid = [outcome for outcome in result.outcomes if outcome.payment_id and outcome.paid_at]
     confirmed = asyncio.run(confirmation_lags(where.dsn, paid)) if where.dsn else Lags()
+    relayed, consumed = asyncio.run(event_stages(where.dsn, paid)) if where.dsn else (Lags(), Lags())
     mailed, twice = mail_lags(mail_index, mail_offset, paid)
     bench.settle()
     after, window = stack.snapshot(groups), time.monotonic() - started
@@ -106,6 +119,8 @@ def measure_flow(
         purchases_per_second=len(paid) / result.wall if result.wall > 0 else 0.0,
         confirmed=confirmed,
         mailed=mailed,
+        relayed=relayed,
+        consumed=consumed,
         duplicate_mails=twice,
         watched=watched,
         window_seconds=window,
@@ -141,6 +156,16 @@ async def confirmation_lags(dsn: str, paid: list[Outcome]) -> Lags:
         await connection.close()
     lags = [max(0.0, found[booking] - paid_at) for booking, paid_at in wanted.items() if booking in found]
     return Lags(lags, len(wanted) - len(found))
+
+
+async def event_stages(dsn: str, paid: list[Outcome]) -> tuple[Lags, Lags]:
+    """The two hops of each ``payment.completed`` (read once its booking is confirmed)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(EVENT_STAGES, [o.booking_id for o in paid if o.booking_id])
+    finally:
+        await connection.close()
+    return Lags([row["relayed"] for row in rows]), Lags([row["consumed"] for row in rows])
 
 
 def reference(booking_id: str) -> str:

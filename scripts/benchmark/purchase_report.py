@@ -37,6 +37,11 @@ def print_flows(runs: dict[int, FlowRun], yardstick: Figures | None) -> None:
             f"  {clients:>7} {run.figures.requests:>5} {run.purchases_per_second:>7.1f} {ratio:>7} "
             f"{flow:>16} {confirmed:>24} {mailed:>19} {held:>12}"
         )
+        say(
+            f"  {'':>7} payment.completed p50/p99 ms: payment's relay {_ms(run.relayed, 0.5)} / "
+            f"{_ms(run.relayed, 0.99)}, broker + booking's consumer {_ms(run.consumed, 0.5)} / "
+            f"{_ms(run.consumed, 0.99)}"
+        )
         for reference in run.duplicate_mails:
             say(f"  warning: booking {reference} got more than one tickets mail")
 

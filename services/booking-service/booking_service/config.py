@@ -14,11 +14,6 @@ class BookingSettings(ServiceSettings):
         f"postgresql+asyncpg://booking_service:{DEV_DATABASE_PASSWORD}@127.0.0.1:5432/moviebooking"
     )
     movie_service_url: str = "http://127.0.0.1:8002"
-    # Connections in the pool for good: under a burst, overflow connections were opened and
-    # closed again per request (a TLS probe, type introspection and statement preparation
-    # each time). The same 20 at most as every other service.
-    db_pool_size: int = Field(default=16, ge=1)
-    db_max_overflow: int = Field(default=4, ge=0)
 
     hold_ttl_seconds: int = Field(default=300, ge=1, description="How long an unpaid hold lasts")
     # Sales close this long before a showtime starts (0: at the start); no hold outlives it.

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from servicekit.admission import AdmissionLimit
 from servicekit.cache import create_redis
 from servicekit.config import ServiceSettings
 from servicekit.db import create_engine, create_sessionmaker
@@ -204,6 +205,12 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     app.state.access_tokens = AccessTokens(settings)
     instrument_app(app, settings.service_name)
     install_error_handlers(app)
+    app.add_middleware(
+        AdmissionLimit,
+        service=settings.service_name,
+        limit=settings.max_concurrent_requests,
+        timeout_seconds=settings.admission_timeout_seconds,
+    )
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     app.include_router(health_router())
     app.include_router(metrics_router())

@@ -28,14 +28,22 @@ class ServiceSettings(BaseSettings):
         f"postgresql+asyncpg://postgres:{DEV_DATABASE_PASSWORD}@127.0.0.1:5432/moviebooking"
     )
     db_schema: str = "public"
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # Set by measurement (docs/benchmarks.md, "Admission"): with MAX_CONCURRENT_REQUESTS at 8,
+    # 6 + 2 per process is all a request burst plus the relay and the consumers use, and the
+    # whole stack holds ~26 connections at full load (10 + 10 held 57-61, for no throughput).
+    db_pool_size: int = Field(default=6, ge=1)
+    db_max_overflow: int = Field(default=2, ge=0)
     db_pool_pre_ping: bool = Field(default=False, description="Ping before every checkout (a round trip)")
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1, description="Replace older connections")
     # DATABASE_URL points at PgBouncer in transaction pooling mode (docs/operations.md, "Behind
     # PgBouncer"): no statement stays prepared past the message that runs it, and the schema
     # comes from the role's search_path. Off for a direct connection, which keeps its caches.
     db_behind_pgbouncer: bool = False
+    # Requests of one process running at once; the rest queue for a slot (servicekit/admission.py:
+    # a short loop and a free connection for the relay and the consumers). 0 turns it off.
+    max_concurrent_requests: int = Field(default=8, ge=0)
+    # A request that waits this long for a slot is answered 503 + Retry-After.
+    admission_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # The cyclic garbage collector (see servicekit/heap.py): objects alive once start-up is
     # done are frozen out of its passes, and a young collection waits for this many new

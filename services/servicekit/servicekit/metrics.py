@@ -16,6 +16,16 @@ HTTP_LATENCY = Histogram(
     ["service", "method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+ADMISSION_WAITING = Gauge(
+    "http_requests_waiting_for_admission",
+    "Requests queued for a slot under MAX_CONCURRENT_REQUESTS",
+    ["service"],
+)
+ADMISSION_REFUSED = Counter(
+    "http_requests_refused_overloaded_total",
+    "Requests answered 503 because no slot freed up within ADMISSION_TIMEOUT_SECONDS",
+    ["service"],
+)
 OUTBOX_BACKLOG = Gauge("outbox_backlog_events", "Outbox events not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
     "outbox_oldest_unpublished_age_seconds",
