@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 INFRA_IMAGES = {"postgres": "postgres:15", "redis": "redis:7", "rabbitmq": "rabbitmq:3.12-management"}
-# The seed README's "Service URLs" plus the mail catcher's and Jaeger's UIs.
+# What docs/contracts.md ("The system") says compose publishes, besides the services' own ports.
 PUBLISHED = {
     "gateway": 80,
     "rabbitmq": 15672,
