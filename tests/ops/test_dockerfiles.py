@@ -16,7 +16,7 @@ import pytest
 
 SERVICES = ["auth-service", "movie-service", "booking-service", "payment-service", "notification-service"]
 RUNTIME_BASE = "python:3.11-slim"
-DOCKERFILE = "services/Dockerfile"  # = ContractService.dockerfile, every service's
+DOCKERFILE = "services/Dockerfile"  # every service's image (ContractService.dockerfile)
 # Docker replaces $VAR / ${VAR} in these instructions itself; in RUN the shell does, with the
 # same values (the stage's ARGs and ENVs). CMD's shell form is expanded by the shell at run
 # time, when only ENV is left: build arguments are gone.
