@@ -29,6 +29,13 @@ class ContractService:
     package: str
     port: int
     start_command: list[str]
+    # Every service's image is built from this one file, with build_args naming the service.
+    dockerfile = "services/Dockerfile"
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        """The ``--build-arg``s of this service's image (compose passes them; k8s expects them)."""
+        return {"SERVICE": self.name.removesuffix("-service"), "PORT": str(self.port)}
 
 
 def _contract_text() -> str:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 INFRA_IMAGES = {"postgres": "postgres:15", "redis": "redis:7", "rabbitmq": "rabbitmq:3.12-management"}
-# The seed README's "Service URLs" plus the mail catcher's and Jaeger's UIs.
+# What docs/contracts.md ("The system") says compose publishes, besides the services' own ports.
 PUBLISHED = {
     "gateway": 80,
     "rabbitmq": 15672,
@@ -66,8 +66,10 @@ def _app_problems(services: dict[str, Any], svc: Any, allowed_env: set[str]) -> 
         return [f"{svc.name}: missing"]
     problems = []
     build = entry.get("build", {})
-    if build.get("context") != "." or build.get("dockerfile") != f"services/{svc.name}/Dockerfile":
-        problems.append(f"{svc.name}: build is not services/{svc.name}/Dockerfile from the repository root")
+    if build.get("context") != "." or build.get("dockerfile") != svc.dockerfile:
+        problems.append(f"{svc.name}: build is not {svc.dockerfile} from the repository root")
+    if build.get("args") != svc.build_args:
+        problems.append(f"{svc.name}: build args {build.get('args')} are not {svc.build_args}")
     if entry.get("command") not in (None, svc.start_command):
         problems.append(f"{svc.name}: command {entry['command']} is not {svc.start_command}")
     env = entry.get("environment", {})
@@ -101,6 +103,8 @@ def _migration_problems(services: dict[str, Any], svc: Any, allowed_env: set[str
         problems.append(f"{name}: command is not {expected}")
     if entry.get("image") != services.get(svc.name, {}).get("image"):
         problems.append(f"{name}: not the image of {svc.name}")
+    if entry.get("build") != services.get(svc.name, {}).get("build"):
+        problems.append(f"{name}: not built as {svc.name} is")
     if entry.get("restart") != "no":
         problems.append(f"{name}: a one-shot must not restart")
     for env in sorted(set(entry.get("environment", {})) - allowed_env):
@@ -184,6 +188,9 @@ def _break(compose: dict[str, Any], how: str) -> dict[str, Any]:
         del services["movie-service"]["healthcheck"]
     elif how == "missing build file":
         services["auth-service"]["build"]["dockerfile"] = "services/auth/Dockerfile"
+    elif how == "wrong build arg":
+        build = services["movie-service"]["build"]
+        services["movie-service"]["build"] = {**build, "args": {"SERVICE": "film"}}
     elif how == "migration not awaited":
         services["notification-service"]["depends_on"].pop("notification-migrate")
     return broken
@@ -196,6 +203,8 @@ def _break(compose: dict[str, Any], how: str) -> dict[str, Any]:
         ("wrong port", "payment-service: port is not 8004"),
         ("no healthcheck", "movie-service: no healthcheck"),
         ("missing build file", "auth-service: build context/Dockerfile does not exist"),
+        ("wrong build arg", "movie-service: build args {'SERVICE': 'film'} are not"),
+        ("wrong build arg", "movie-migrate: not built as movie-service is"),
         ("migration not awaited", "notification-service: does not wait for notification-migrate"),
     ],
 )

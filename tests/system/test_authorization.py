@@ -1,4 +1,4 @@
-"""The authorization matrix through the gateway (SPEC invariant 5).
+"""The authorization matrix through the gateway (docs/contracts.md, invariant 5).
 
 For every endpoint with an id, another user's id answers 404 (while its owner gets 200);
 every user endpoint without a valid token answers 401; every admin endpoint as a plain

@@ -72,7 +72,7 @@ async def test_200_users_race_for_two_seats_through_two_replicas_and_one_wins(ap
     mine = (await api.get("/api/bookings/bookings", headers=racers[winner_index])).json()
     assert mine["total"] == 1 and mine["items"][0]["id"] == winner["id"]
 
-    async def shown_held() -> bool:  # the seat map may lag booking by up to 1 s (SPEC)
+    async def shown_held() -> bool:  # the seat map may lag booking by up to 1 s (contracts.md)
         return await seat_statuses(api, showtime_id, seats) == {"held"}
 
     await wait_until(shown_held, within=3, what="the won seats held on the seat map")

@@ -1,4 +1,4 @@
-"""auth-service application: ``uvicorn auth_service.main:create_app --factory``."""
+"""auth-service application: ``python -m servicekit.serve auth_service``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Demo programme seeded on first start: 12 movies, 3 theaters in 2 cities, 6 auditoriums and
+"""Demo programme seeded on first start: 13 movies, 3 theaters in 2 cities, 6 auditoriums and
 showtimes for the next 7 days. Prices are in VND (ISO 4217 minor unit = 1 đồng).
 
 Idempotent and safe with several replicas: the ``seed_runs`` row is inserted in the same

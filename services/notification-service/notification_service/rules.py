@@ -9,7 +9,7 @@ from notification_service.models import Preference
 
 TEMPLATE_FOR_EVENT: dict[str, str] = {
     "user.registered": "welcome",
-    # The tickets mail is the payment confirmation (SPEC invariant 3): it carries the
+    # The tickets mail is the payment confirmation (docs/contracts.md, invariant 3): it carries the
     # amount and payment reference, so payment.completed sends nothing of its own.
     "booking.confirmed": "tickets",
     "booking.cancelled": "booking_cancelled",

@@ -18,7 +18,7 @@ class PaymentSettings(ServiceSettings):
 
     booking_service_url: str = "http://127.0.0.1:8003"
 
-    # Idempotency records are kept at least a day (SPEC: retries within 24 h replay).
+    # Idempotency records are kept at least a day (docs/contracts.md: retries within 24 h replay).
     idempotency_ttl_seconds: int = Field(default=ONE_DAY_SECONDS, ge=ONE_DAY_SECONDS)
     # The lease of a request in progress: a key held, or a payment left pending, longer than
     # this is presumed crashed; a retry with the key may resume it, the reconciler resolves it.

@@ -226,15 +226,4 @@ async def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def _redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.runtime.redis
-    return redis
-
-
-async def _settings(request: Request) -> ServiceSettings:
-    settings: ServiceSettings = request.app.state.settings
-    return settings
-
-
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
-RedisDep = Annotated[Redis, Depends(_redis)]

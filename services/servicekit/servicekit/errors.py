@@ -46,20 +46,12 @@ class AppError(Exception):
         self.headers = headers or {}
 
 
-class BadRequest(AppError):
-    status, code = 400, "bad_request"
-
-
 class Unauthorized(AppError):
     status, code = 401, "unauthorized"
 
     def __init__(self, message: str = "Not authenticated", **kw: Any) -> None:
         kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
         super().__init__(message, **kw)
-
-
-class PaymentRequired(AppError):
-    status, code = 402, "payment_declined"
 
 
 class Forbidden(AppError):

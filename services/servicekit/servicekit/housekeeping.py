@@ -3,7 +3,8 @@
 What goes (docs/operations.md, "What is kept how long"): published outbox rows after
 ``OUTBOX_RETENTION_SECONDS`` (never an unpublished one), a consumer's dedupe records
 after ``PROCESSED_EVENTS_RETENTION_SECONDS``, and whatever a service adds to its
-``ServiceSpec.retained`` (payment's expired idempotency records).
+``ServiceSpec.retained`` (auth's expired refresh tokens, payment's expired idempotency
+records and ended payable bookings).
 
 Every replica runs the same pass, uncoordinated: a batch is one statement,
 ``DELETE ... WHERE ctid IN (SELECT ctid ... LIMIT n FOR UPDATE SKIP LOCKED)``, so

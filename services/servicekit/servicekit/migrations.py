@@ -3,11 +3,14 @@
 Command line (the same in containers, the native runner, k8s Jobs and tests)::
 
     python -m servicekit.migrations auth_service            # upgrade head
+    python -m servicekit.migrations auth_service upgrade 0002_housekeeping
+    python -m servicekit.migrations auth_service downgrade -1
     python -m servicekit.migrations auth_service revision -m "add x" --autogenerate
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from collections.abc import Callable
@@ -65,21 +68,33 @@ def alembic_config(package: str) -> Config:
     return config
 
 
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m servicekit.migrations", description="Run a service's Alembic migrations."
+    )
+    parser.add_argument("package", help="the service's package, e.g. auth_service")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", help="default: upgrade head")
+    parser.set_defaults(command="upgrade", revision="head")  # after add_subparsers, which sets None
+    upgrade = commands.add_parser("upgrade", help="upgrade to a revision")
+    upgrade.add_argument("revision", nargs="?", default="head", help="default: head")
+    downgrade = commands.add_parser("downgrade", help="downgrade to a revision")
+    downgrade.add_argument("revision", help="the revision to go back to: an id, -1, or base")
+    revision = commands.add_parser("revision", help="write a new revision file")
+    revision.add_argument("-m", "--message", default="change")
+    revision.add_argument("--autogenerate", action="store_true", help="compare the models with the database")
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    if not argv:
-        sys.stderr.write("usage: python -m servicekit.migrations PACKAGE [revision -m MSG]\n")
-        return 2
-    config = alembic_config(argv[0])
-    if len(argv) == 1 or argv[1] == "upgrade":
-        command.upgrade(config, argv[2] if len(argv) > 2 else "head")
-    elif argv[1] == "revision":
-        message = argv[argv.index("-m") + 1] if "-m" in argv else "change"
-        command.revision(config, message=message, autogenerate="--autogenerate" in argv)
-    elif argv[1] == "downgrade":
-        command.downgrade(config, argv[2])
+    """Run the command; a wrong command line exits 2 with argparse's usage and message."""
+    args = argument_parser().parse_args(argv)
+    config = alembic_config(args.package)
+    if args.command == "upgrade":
+        command.upgrade(config, args.revision)
+    elif args.command == "downgrade":
+        command.downgrade(config, args.revision)
     else:
-        sys.stderr.write(f"unknown command {argv[1]!r}\n")
-        return 2
+        command.revision(config, message=args.message, autogenerate=args.autogenerate)
     return 0
 
 

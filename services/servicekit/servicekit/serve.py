@@ -1,9 +1,9 @@
 """Start a service: ``python -m servicekit.serve auth_service``.
 
-The one start command used by the Dockerfiles, the native runner and k8s. It
-runs ``<package>.main:create_app`` under uvicorn (uvloop, httptools with its own 400
-in the JSON error shape, no access log). ``PORT``, ``HOST`` and ``WEB_CONCURRENCY`` come
-from the environment.
+The one start command used by the service image (services/Dockerfile), the native
+runner and k8s. It runs ``<package>.main:create_app`` under uvicorn (uvloop, httptools
+with its own 400 in the JSON error shape, no access log). ``PORT``, ``HOST`` and
+``WEB_CONCURRENCY`` come from the environment.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every call carries an idempotency key. The provider must answer a repeated key
 with the outcome it recorded the first time instead of charging again: that is
-what makes a retry after a timeout or a crash safe (SPEC invariant 2).
+what makes a retry after a timeout or a crash safe (docs/contracts.md, invariant 2).
 
 A charge whose request died leaves its key open; ``resolve_charge`` closes it
 for good (the equivalent of a real acquirer's cancel or void of an intent).

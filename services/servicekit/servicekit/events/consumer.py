@@ -159,10 +159,6 @@ class EventConsumer:
         EVENTS_CONSUMED.labels(self.settings.service_name, event.event_type, outcome).inc()
         await message.ack()
 
-    async def queue_depth(self) -> int:
-        """Messages waiting in the main queue (consumer lag)."""
-        return await queue_message_count(self._channel, self.queue_name)
-
     async def report_depths(self) -> None:
         """Set the lag gauge for the main queue and its dead-letter queue."""
         if self._channel is None:

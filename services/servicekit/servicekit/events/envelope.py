@@ -1,4 +1,5 @@
-"""The event envelope of SPEC §3: ``{event_id, event_type, occurred_at, producer, version, data}``."""
+"""The event envelope of docs/contracts.md:
+``{event_id, event_type, occurred_at, producer, version, data}``."""
 
 from __future__ import annotations
 

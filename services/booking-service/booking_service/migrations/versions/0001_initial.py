@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from servicekit.migration_ops import (
+    create_outbox_table,
+    create_processed_events_table,
+    drop_outbox_table,
+    drop_processed_events_table,
+)
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -58,37 +64,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_bookings_user_created", "bookings", ["user_id", "created_at"], unique=False, schema="booking"
     )
-    op.create_table(
-        "outbox",
-        sa.Column("event_id", sa.UUID(), nullable=False),
-        sa.Column("event_type", sa.String(length=100), nullable=False),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_outbox")),
-        schema="booking",
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["created_at"],
-        unique=False,
-        schema="booking",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.create_table(
-        "processed_events",
-        sa.Column("event_id", sa.UUID(), nullable=False),
-        sa.Column("consumer", sa.String(length=100), nullable=False),
-        sa.Column("event_type", sa.String(length=100), nullable=False),
-        sa.Column(
-            "processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
-        sa.PrimaryKeyConstraint("event_id", "consumer", name=op.f("pk_processed_events")),
-        schema="booking",
-    )
+    create_outbox_table("booking")
+    create_processed_events_table("booking")
     op.create_table(
         "booking_seats",
         sa.Column("booking_id", sa.UUID(), nullable=False),
@@ -131,14 +108,8 @@ def downgrade() -> None:
         postgresql_where=sa.text("status IN ('pending', 'confirmed')"),
     )
     op.drop_table("booking_seats", schema="booking")
-    op.drop_table("processed_events", schema="booking")
-    op.drop_index(
-        "ix_outbox_unpublished",
-        table_name="outbox",
-        schema="booking",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_table("outbox", schema="booking")
+    drop_processed_events_table("booking")
+    drop_outbox_table("booking")
     op.drop_index("ix_bookings_user_created", table_name="bookings", schema="booking")
     op.drop_index(
         "ix_bookings_pending_expiry",

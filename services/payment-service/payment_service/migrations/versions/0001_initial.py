@@ -11,6 +11,13 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from servicekit.migration_ops import (
+    create_outbox_table,
+    create_processed_events_table,
+    drop_outbox_table,
+    drop_processed_events_table,
+)
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -51,26 +58,7 @@ def upgrade() -> None:
         unique=False,
         schema="payment",
     )
-    op.create_table(
-        "outbox",
-        sa.Column("event_id", sa.UUID(), nullable=False),
-        sa.Column("event_type", sa.String(length=100), nullable=False),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_outbox")),
-        schema="payment",
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["created_at"],
-        unique=False,
-        schema="payment",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
+    create_outbox_table("payment")
     op.create_table(
         "payments",
         sa.Column("id", sa.UUID(), nullable=False),
@@ -112,17 +100,7 @@ def upgrade() -> None:
         schema="payment",
         postgresql_where=sa.text("status IN ('pending', 'succeeded')"),
     )
-    op.create_table(
-        "processed_events",
-        sa.Column("event_id", sa.UUID(), nullable=False),
-        sa.Column("consumer", sa.String(length=100), nullable=False),
-        sa.Column("event_type", sa.String(length=100), nullable=False),
-        sa.Column(
-            "processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
-        sa.PrimaryKeyConstraint("event_id", "consumer", name=op.f("pk_processed_events")),
-        schema="payment",
-    )
+    create_processed_events_table("payment")
     op.create_table(
         "simulated_provider_ledger",
         sa.Column("idempotency_key", sa.String(length=255), nullable=False),
@@ -161,7 +139,7 @@ def downgrade() -> None:
         schema="payment",
     )
     op.drop_table("simulated_provider_ledger", schema="payment")
-    op.drop_table("processed_events", schema="payment")
+    drop_processed_events_table("payment")
     op.drop_index(
         "uq_payments_booking_active",
         table_name="payments",
@@ -171,13 +149,7 @@ def downgrade() -> None:
     op.drop_index("ix_payments_user_created", table_name="payments", schema="payment")
     op.drop_index(op.f("ix_payment_payments_booking_id"), table_name="payments", schema="payment")
     op.drop_table("payments", schema="payment")
-    op.drop_index(
-        "ix_outbox_unpublished",
-        table_name="outbox",
-        schema="payment",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_table("outbox", schema="payment")
+    drop_outbox_table("payment")
     op.drop_index(
         op.f("ix_payment_idempotency_records_expires_at"), table_name="idempotency_records", schema="payment"
     )
