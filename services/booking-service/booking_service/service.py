@@ -123,7 +123,7 @@ async def _write_booking(
     async with ctx.autocommit.connect() as connection:
         try:
             inserted = await repository.insert_booking(
-                connection, booking, rows, events.booking_created_row(booking), limit
+                connection, booking, rows, events.booking_created(booking), limit
             )
         except IntegrityError as exc:  # the database guard: Redis lost a hold, or a race we did not see
             ids = [s.seat_id for s in seats]
