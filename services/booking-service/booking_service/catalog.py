@@ -49,6 +49,8 @@ class ShowtimeInfo(BaseModel):
     showtime_id: uuid.UUID
     movie_title: str
     theater_name: str
+    # The theater's IANA zone; None in an answer cached before movie sent it.
+    time_zone: str | None = None
     auditorium_name: str
     starts_at: datetime
     ends_at: datetime

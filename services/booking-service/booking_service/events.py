@@ -46,6 +46,7 @@ async def publish_booking_confirmed(session: AsyncSession, booking: Booking) -> 
         "theater_name": booking.theater_name,
         "auditorium_name": booking.auditorium_name,
         "starts_at": booking.starts_at.isoformat(),
+        "time_zone": booking.time_zone,
         **_money(booking),
         "payment_id": booking.payment_id,
     }
@@ -75,5 +76,6 @@ async def publish_booking_expired(session: AsyncSession, booking: Booking) -> No
         **_about(booking),
         "movie_title": booking.movie_title,
         "starts_at": booking.starts_at.isoformat(),
+        "time_zone": booking.time_zone,
     }
     await _publish(session, "booking.expired", data)

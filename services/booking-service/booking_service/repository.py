@@ -40,7 +40,7 @@ _seats = cast(Table, BookingSeat.__table__)
 
 _BOOKING_COLUMNS = (
     "id, user_id, user_email, showtime_id, status, seats, total_amount, currency, hold_token, "
-    "expires_at, movie_title, theater_name, auditorium_name, starts_at, created_at, updated_at"
+    "expires_at, movie_title, theater_name, time_zone, auditorium_name, starts_at, created_at, updated_at"
 )
 # One round trip: the user's pending count, the booking, its seats and its outbox event. The
 # count is read in the statement's snapshot, so two concurrent bookings of one user may both
@@ -51,8 +51,8 @@ _INSERT_BOOKING = text(
     WITH new_booking AS (
         INSERT INTO bookings ({_BOOKING_COLUMNS})
         SELECT :id, :user_id, :user_email, :showtime_id, 'pending', :seats, :total_amount, :currency,
-               :hold_token, :expires_at, :movie_title, :theater_name, :auditorium_name, :starts_at,
-               :created_at, :created_at
+               :hold_token, :expires_at, :movie_title, :theater_name, :time_zone, :auditorium_name,
+               :starts_at, :created_at, :created_at
         WHERE (SELECT count(*) FROM bookings
                WHERE user_id = :user_id AND status = 'pending' AND expires_at > now()) < :max_pending
         RETURNING id

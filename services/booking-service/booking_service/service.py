@@ -153,6 +153,7 @@ def _new_booking(
         expires_at=expires_at,
         movie_title=showtime.movie_title,
         theater_name=showtime.theater_name,
+        time_zone=showtime.time_zone,
         auditorium_name=showtime.auditorium_name,
         starts_at=showtime.starts_at,
         created_at=now,

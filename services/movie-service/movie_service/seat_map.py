@@ -32,6 +32,7 @@ class ShowtimeFacts:
     theater_id: uuid.UUID
     theater_name: str
     city: str
+    time_zone: str  # the theater's (IANA): booking's mails show local time
     auditorium_id: uuid.UUID
     auditorium_name: str
     starts_at: datetime
