@@ -8,9 +8,8 @@ Concurrent misses for one showtime share a single upstream call.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,10 +20,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from booking_service.config import BookingSettings
-from servicekit.cache import key
+from servicekit.cache import LocalCache, key
 from servicekit.errors import BadGateway, NotFound
 from servicekit.http import ServiceClient
-from servicekit.lru import SizedLRU
 
 logger = logging.getLogger("booking_service.catalog")
 # A parsed seat costs ~1.1 kB (a pydantic SeatInfo, its strings and its seat_map slot).
@@ -49,6 +47,8 @@ class ShowtimeInfo(BaseModel):
     showtime_id: uuid.UUID
     movie_title: str
     theater_name: str
+    # The theater's IANA zone; None in an answer cached before movie sent it.
+    time_zone: str | None = None
     auditorium_name: str
     starts_at: datetime
     ends_at: datetime
@@ -64,7 +64,6 @@ class ShowtimeInfo(BaseModel):
 class _Cached:
     raw: str  # the answer it was parsed from
     info: ShowtimeInfo
-    fresh_until: float  # time.monotonic()
 
 
 class ShowtimeCatalog:
@@ -77,31 +76,25 @@ class ShowtimeCatalog:
 
     def __init__(self, client: ServiceClient, redis: Redis, settings: BookingSettings) -> None:
         self._client, self._redis, self._settings = client, redis, settings
-        self._local: SizedLRU[uuid.UUID, _Cached] = SizedLRU(settings.showtime_local_cache_max_bytes)
-        self._inflight: dict[uuid.UUID, asyncio.Task[ShowtimeInfo]] = {}
+        # A stale entry stays (until the budget pushes it out): its text tells whether to parse again.
+        self._local: LocalCache[uuid.UUID, _Cached] = LocalCache(
+            settings.showtime_local_cache_max_bytes,
+            size_of=_cached_bytes,
+            fresh_for=lambda _: settings.showtime_local_cache_seconds,
+            keep_stale=math.inf,
+        )
 
     async def get(self, showtime_id: uuid.UUID) -> ShowtimeInfo:
         """The showtime with its seats and prices; 404 unknown, 503 when movie is down."""
-        cached = self._local.get(showtime_id)
-        if cached is not None and cached.fresh_until > time.monotonic():
-            return cached.info
-        task = self._inflight.get(showtime_id)
-        if task is None:
-            task = asyncio.ensure_future(self._load(showtime_id))
-            self._inflight[showtime_id] = task
-            task.add_done_callback(lambda _: self._inflight.pop(showtime_id, None))
-        return await asyncio.shield(task)
+        cached, _ = await self._local.get_or_load(showtime_id, self._load)
+        return cached.info
 
-    async def _load(self, showtime_id: uuid.UUID) -> ShowtimeInfo:
+    async def _load(self, showtime_id: uuid.UUID, stale: _Cached | None) -> _Cached:
         raw = await self._from_redis(showtime_id)
         if raw is None:
             raw = await self._from_movie(showtime_id)
             await self._to_redis(showtime_id, raw)
-        cached = self._local.get(showtime_id)
-        info = cached.info if cached is not None and cached.raw == raw else _parse(raw)
-        fresh_until = time.monotonic() + self._settings.showtime_local_cache_seconds
-        self._local.put(showtime_id, _Cached(raw, info, fresh_until), showtime_bytes(info) + len(raw))
-        return info
+        return _Cached(raw, stale.info if stale is not None and stale.raw == raw else _parse(raw))
 
     async def _from_movie(self, showtime_id: uuid.UUID) -> str:
         response = await self._client.request("GET", f"/internal/showtimes/{showtime_id}")
@@ -134,6 +127,10 @@ class ShowtimeCatalog:
 def showtime_bytes(info: ShowtimeInfo) -> int:
     """What a parsed showtime costs in memory, roughly (the local cache's budget is in bytes)."""
     return SHOWTIME_BASE_BYTES + SEAT_BYTES * len(info.seats)
+
+
+def _cached_bytes(cached: _Cached) -> int:
+    return showtime_bytes(cached.info) + len(cached.raw)
 
 
 def _parse(raw: str) -> ShowtimeInfo:

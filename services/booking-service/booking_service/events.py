@@ -7,8 +7,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.models import Booking, outbox
-from servicekit.events import add_event, new_event
-from servicekit.tracing import with_trace_context
+from servicekit.events import EventEnvelope, add_event, new_event
 
 PRODUCER = "booking-service"
 # Why a booking was cancelled. ``payment_after_expiry`` is no longer sent (a late payment is
@@ -34,12 +33,10 @@ async def _publish(session: AsyncSession, event_type: str, data: dict[str, Any])
     await add_event(session, outbox, new_event(event_type, PRODUCER, data))
 
 
-def booking_created_row(booking: Booking) -> dict[str, Any]:
-    """``booking.created`` as an outbox row, for the statement that inserts the booking itself."""
+def booking_created(booking: Booking) -> EventEnvelope:
+    """``booking.created``, written by the statement that inserts the booking itself."""
     data = {**_about(booking), **_money(booking), "expires_at": booking.expires_at.isoformat()}
-    event = new_event("booking.created", PRODUCER, data)
-    payload = with_trace_context(event.model_dump(mode="json"))
-    return {"event_id": event.event_id, "event_type": event.event_type, "payload": payload}
+    return new_event("booking.created", PRODUCER, data)
 
 
 async def publish_booking_confirmed(session: AsyncSession, booking: Booking) -> None:
@@ -49,6 +46,7 @@ async def publish_booking_confirmed(session: AsyncSession, booking: Booking) -> 
         "theater_name": booking.theater_name,
         "auditorium_name": booking.auditorium_name,
         "starts_at": booking.starts_at.isoformat(),
+        "time_zone": booking.time_zone,
         **_money(booking),
         "payment_id": booking.payment_id,
     }
@@ -78,5 +76,6 @@ async def publish_booking_expired(session: AsyncSession, booking: Booking) -> No
         **_about(booking),
         "movie_title": booking.movie_title,
         "starts_at": booking.starts_at.isoformat(),
+        "time_zone": booking.time_zone,
     }
     await _publish(session, "booking.expired", data)

@@ -45,6 +45,8 @@ class Booking(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     movie_title: Mapped[str] = mapped_column(String(300), nullable=False)
     theater_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    # The theater's IANA zone, so mails show local time (None on bookings made before it was kept).
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     auditorium_name: Mapped[str] = mapped_column(String(200), nullable=False)
     starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     payment_id: Mapped[str | None] = mapped_column(String(64))

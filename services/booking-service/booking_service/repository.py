@@ -26,11 +26,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from booking_service.models import Booking, BookingSeat
+from servicekit.events import EventEnvelope, outbox_insert_per_row, outbox_row
 
 ACTIVE = ("pending", "confirmed")
 _bookings = cast(Table, Booking.__table__)
@@ -39,18 +40,19 @@ _seats = cast(Table, BookingSeat.__table__)
 
 _BOOKING_COLUMNS = (
     "id, user_id, user_email, showtime_id, status, seats, total_amount, currency, hold_token, "
-    "expires_at, movie_title, theater_name, auditorium_name, starts_at, created_at, updated_at"
+    "expires_at, movie_title, theater_name, time_zone, auditorium_name, starts_at, created_at, updated_at"
 )
 # One round trip: the user's pending count, the booking, its seats and its outbox event. The
 # count is read in the statement's snapshot, so two concurrent bookings of one user may both
 # pass it: the per-user limit is soft by one or two under a burst (the seat index is the hard guard).
+_NEW_EVENT = outbox_insert_per_row("new_booking")
 _INSERT_BOOKING = text(
     f"""
     WITH new_booking AS (
         INSERT INTO bookings ({_BOOKING_COLUMNS})
         SELECT :id, :user_id, :user_email, :showtime_id, 'pending', :seats, :total_amount, :currency,
-               :hold_token, :expires_at, :movie_title, :theater_name, :auditorium_name, :starts_at,
-               :created_at, :created_at
+               :hold_token, :expires_at, :movie_title, :theater_name, :time_zone, :auditorium_name,
+               :starts_at, :created_at, :created_at
         WHERE (SELECT count(*) FROM bookings
                WHERE user_id = :user_id AND status = 'pending' AND expires_at > now()) < :max_pending
         RETURNING id
@@ -59,17 +61,16 @@ _INSERT_BOOKING = text(
         SELECT new_booking.id, seat.seat_id, :showtime_id, 'pending', seat.tier, seat.price
         FROM new_booking, unnest(:seats, :tiers, :prices) AS seat(seat_id, tier, price)
     ), new_event AS (
-        INSERT INTO outbox (event_id, event_type, payload)
-        SELECT :event_id, :event_type, :payload FROM new_booking
+        {_NEW_EVENT.sql}
     )
     SELECT count(*) FROM new_booking
     """
 ).bindparams(
-    *(bindparam(name, type_=UUID(as_uuid=True)) for name in ("id", "user_id", "showtime_id", "event_id")),
+    *(bindparam(name, type_=UUID(as_uuid=True)) for name in ("id", "user_id", "showtime_id")),
     bindparam("seats", type_=ARRAY(String)),
     bindparam("tiers", type_=ARRAY(String)),
     bindparam("prices", type_=ARRAY(Integer)),
-    bindparam("payload", type_=JSONB),
+    *_NEW_EVENT.bindparams,
 )
 
 
@@ -77,7 +78,7 @@ async def insert_booking(
     connection: AsyncConnection | AsyncSession,
     booking: Booking,
     seats: Sequence[BookingSeat],
-    event: dict[str, Any],
+    event: EventEnvelope,
     max_pending: int,
 ) -> bool:
     """Insert a booking, its seats and ``event`` unless the user has ``max_pending`` unpaid ones.
@@ -92,7 +93,7 @@ async def insert_booking(
         "tiers": [s.tier for s in seats],
         "prices": [s.price for s in seats],
         "max_pending": max_pending,
-        **event,
+        **outbox_row(event),
     }
     return bool((await connection.execute(_INSERT_BOOKING, params)).scalar_one())
 

@@ -123,7 +123,7 @@ async def _write_booking(
     async with ctx.autocommit.connect() as connection:
         try:
             inserted = await repository.insert_booking(
-                connection, booking, rows, events.booking_created_row(booking), limit
+                connection, booking, rows, events.booking_created(booking), limit
             )
         except IntegrityError as exc:  # the database guard: Redis lost a hold, or a race we did not see
             ids = [s.seat_id for s in seats]
@@ -153,6 +153,7 @@ def _new_booking(
         expires_at=expires_at,
         movie_title=showtime.movie_title,
         theater_name=showtime.theater_name,
+        time_zone=showtime.time_zone,
         auditorium_name=showtime.auditorium_name,
         starts_at=showtime.starts_at,
         created_at=now,

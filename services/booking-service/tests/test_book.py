@@ -8,9 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from booking_service.models import outbox
+from servicekit.events import EventEnvelope, add_event
 from servicekit.testing import RabbitSpy, wait_until
 
 Builder = Callable[..., Awaitable[Any]]
@@ -171,3 +174,28 @@ async def test_a_booking_is_written_in_one_statement(make_showtime: Builder, boo
     assert len(statements) == 1 and "INSERT INTO booking_seats" in statements[0][0]
     assert statements[0][1], "the insert ran inside a transaction: a BEGIN round trip before it"
     assert commits == [], "a COMMIT round trip after the insert"
+
+
+async def _outbox_row(session: AsyncSession, where: Any) -> dict[str, Any]:
+    """An outbox row without what differs between two writes of one event (id, times)."""
+    row = dict((await session.execute(select(outbox).where(where))).one()._mapping)
+    for differs in ("event_id", "created_at", "published_at"):
+        row.pop(differs)
+    return {**row, "payload": {**row["payload"], "event_id": None}}
+
+
+async def test_book_writes_booking_created_as_add_event_would(
+    make_showtime: Builder, book: Builder, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """POST /book writes its event inside its own statement: the row is the one add_event writes."""
+    response = await book(await make_showtime(), ["E1", "E2"])
+    assert response.status_code == 201, response.text
+    about_booking = outbox.c.payload["data"]["booking_id"].astext == response.json()["id"]
+    async with db() as session:
+        booked = await _outbox_row(session, about_booking)
+        same = EventEnvelope.model_validate({**booked["payload"], "event_id": uuid.uuid4()})
+        await add_event(session, outbox, same)
+        added = await _outbox_row(session, outbox.c.event_id == same.event_id)
+        await session.rollback()
+    assert booked["event_type"] == "booking.created" and booked["payload"]["data"]["seats"] == ["E1", "E2"]
+    assert booked == added

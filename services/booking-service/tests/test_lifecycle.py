@@ -37,6 +37,7 @@ CONTRACT_KEYS = {
         "theater_name",
         "auditorium_name",
         "starts_at",
+        "time_zone",
         "seats",
         "total_amount",
         "currency",
@@ -62,6 +63,7 @@ CONTRACT_KEYS = {
         "seats",
         "movie_title",
         "starts_at",
+        "time_zone",
     },
 }
 
@@ -118,6 +120,7 @@ async def test_payment_completed_confirms_and_the_events_carry_the_contract_payl
     assert set(confirmed["data"]) == CONTRACT_KEYS["booking.confirmed"]
     assert confirmed["data"]["payment_id"] == payment["data"]["payment_id"]
     assert confirmed["data"]["total_amount"] == 2400 and confirmed["data"]["seats"] == ["A1", "A2"]
+    assert confirmed["data"]["time_zone"] == "Asia/Ho_Chi_Minh", "the theater's, for local time in mails"
     assert confirmed["producer"] == "booking-service" and confirmed["_delivery_mode"] == 2
 
 
@@ -320,3 +323,4 @@ async def test_an_unpaid_hold_expires_its_seats_return_and_a_late_payment_change
     events = await outbox_events(booking["id"])
     assert _types(events) == ["booking.created", "booking.expired"], "payment refunds on booking.expired"
     assert set(events[1]["data"]) == CONTRACT_KEYS["booking.expired"]
+    assert events[1]["data"]["time_zone"] == showtime["time_zone"]

@@ -15,7 +15,7 @@ import orjson
 from movie_service.encoding import gzip_body
 from movie_service.layout import expand_seats
 from movie_service.seat_status import SeatStatuses
-from servicekit.lru import SizedLRU
+from servicekit.cache import LocalCache
 
 _AVAILABLE, _HELD, _BOOKED = b'available"}', b'held"}', b'booked"}'
 DEFAULT_LAYOUT_BUDGET_BYTES = 32 * 1024 * 1024
@@ -32,6 +32,7 @@ class ShowtimeFacts:
     theater_id: uuid.UUID
     theater_name: str
     city: str
+    time_zone: str  # the theater's (IANA): booking's mails show local time
     auditorium_id: uuid.UUID
     auditorium_name: str
     starts_at: datetime
@@ -114,7 +115,7 @@ class SeatMapLayouts:
     """Rendered layouts of recently viewed showtimes, per process (a byte budget, least recently used out)."""
 
     def __init__(self, max_bytes: int = DEFAULT_LAYOUT_BUDGET_BYTES) -> None:
-        self._layouts: SizedLRU[uuid.UUID, RenderedLayout] = SizedLRU(max_bytes)
+        self._layouts: LocalCache[uuid.UUID, RenderedLayout] = LocalCache(max_bytes, size_of=layout_bytes)
 
     def get(self, showtime_id: uuid.UUID, version: str | None) -> RenderedLayout | None:
         layout = self._layouts.get(showtime_id)
@@ -123,7 +124,7 @@ class SeatMapLayouts:
         return layout
 
     def put(self, showtime_id: uuid.UUID, layout: RenderedLayout) -> None:
-        self._layouts.put(showtime_id, layout, layout_bytes(layout))
+        self._layouts.put(showtime_id, layout)
 
     @property
     def total_bytes(self) -> int:

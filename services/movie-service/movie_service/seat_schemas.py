@@ -97,6 +97,7 @@ class InternalShowtime(BaseModel):
     theater_id: uuid.UUID
     theater_name: str
     city: str
+    time_zone: str
     auditorium_id: uuid.UUID
     auditorium_name: str
     starts_at: datetime

@@ -6,7 +6,6 @@ answering nonsense is a 503: a taken seat is never shown as available.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import math
@@ -16,10 +15,15 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
+from servicekit.cache import LocalCache
 from servicekit.errors import ServiceUnavailable
 from servicekit.http import ServiceClient
 
-_PURGE_ABOVE = 2048
+# A seat id in a frozenset (its string and its slot), and what one showtime's statuses cost
+# besides (the two sets, the dataclass, the cache's entry).
+SEAT_ID_BYTES, STATUSES_BASE_BYTES = 120, 1024
+DEFAULT_STATUS_BUDGET_BYTES = 16 * 1024 * 1024
+KEEP_STALE_SECONDS = 60.0
 
 
 class SeatStatusReply(BaseModel):
@@ -53,13 +57,22 @@ def fresh_until(asked_at: float, ttl: float) -> float:
     return whole if whole > asked_at else asked_at + ttl
 
 
+def statuses_bytes(statuses: SeatStatuses) -> int:
+    """What statuses cost in memory, roughly (the cache's budget is in bytes)."""
+    return STATUSES_BASE_BYTES + SEAT_ID_BYTES * (len(statuses.held) + len(statuses.booked))
+
+
 class SeatStatusReader:
-    def __init__(self, client: ServiceClient, ttl_seconds: float) -> None:
+    def __init__(
+        self, client: ServiceClient, ttl_seconds: float, max_bytes: int = DEFAULT_STATUS_BUDGET_BYTES
+    ) -> None:
         self._client = client
         self._ttl = ttl_seconds
         self._serials = itertools.count(1)
-        self._entries: dict[uuid.UUID, tuple[float, SeatStatuses]] = {}
-        self._inflight: dict[uuid.UUID, asyncio.Future[SeatStatuses]] = {}
+        # Kept a while past their time: a renewal that finds nothing changed keeps the serial.
+        self._cache: LocalCache[uuid.UUID, SeatStatuses] = LocalCache(
+            max_bytes, size_of=statuses_bytes, fresh_for=_still_fresh_for, keep_stale=KEEP_STALE_SECONDS
+        )
 
     async def fetch(self, showtime_id: uuid.UUID) -> SeatStatuses:
         """Ask booking now (no cache): the seats that are held or booked."""
@@ -82,35 +95,15 @@ class SeatStatusReader:
 
     async def get(self, showtime_id: uuid.UUID) -> tuple[SeatStatuses, bool]:
         """The statuses, and whether they came from the micro-cache (or a call already in flight)."""
-        entry = self._entries.get(showtime_id)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1], True
-        pending = self._inflight.get(showtime_id)
-        if pending is not None:
-            return await asyncio.shield(pending), True
-        return await self._refresh(showtime_id), False
+        return await self._cache.get_or_load(showtime_id, self._renew)
 
-    async def _renew(self, showtime_id: uuid.UUID) -> SeatStatuses:
+    async def _renew(self, showtime_id: uuid.UUID, stale: SeatStatuses | None) -> SeatStatuses:
         """``fetch``, keeping the serial of the statuses it renews when booking says the same."""
         statuses = await self.fetch(showtime_id)
-        entry = self._entries.get(showtime_id)
-        if entry is not None and entry[1].held == statuses.held and entry[1].booked == statuses.booked:
-            return dataclasses.replace(statuses, serial=entry[1].serial)
+        if stale is not None and stale.held == statuses.held and stale.booked == statuses.booked:
+            return dataclasses.replace(statuses, serial=stale.serial)
         return statuses
 
-    async def _refresh(self, showtime_id: uuid.UUID) -> SeatStatuses:
-        task = asyncio.ensure_future(self._renew(showtime_id))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        self._inflight[showtime_id] = task
-        try:
-            statuses = await asyncio.shield(task)
-        finally:
-            self._inflight.pop(showtime_id, None)
-        self._remember(showtime_id, time.monotonic() + statuses.fresh_until - time.time(), statuses)
-        return statuses
 
-    def _remember(self, showtime_id: uuid.UUID, expires: float, statuses: SeatStatuses) -> None:
-        if len(self._entries) > _PURGE_ABOVE:
-            now = time.monotonic()
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-        self._entries[showtime_id] = (expires, statuses)
+def _still_fresh_for(statuses: SeatStatuses) -> float:
+    return statuses.fresh_until - time.time()

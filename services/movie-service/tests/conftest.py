@@ -181,7 +181,7 @@ def showtime_facts() -> FactsBuilder:
         layout = {"rows": [{"label": label, "seats": seats_per_row, "tier": "standard"} for label in labels]}
         return ShowtimeFacts(
             showtime_id or uuid.uuid4(), uuid.uuid4(), "Film", uuid.uuid4(), "Cinema", "City",
-            uuid.uuid4(), "Hall", starts, starts + timedelta(hours=2), "VND",
+            "Asia/Ho_Chi_Minh", uuid.uuid4(), "Hall", starts, starts + timedelta(hours=2), "VND",
             {"standard": PRICES["standard"]}, layout,
         )  # fmt: skip
 

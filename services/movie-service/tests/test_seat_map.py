@@ -116,10 +116,11 @@ async def test_internal_look_up_follows_the_contract(
     assert (await client.get(url, headers={"X-Internal-Token": "wrong"})).status_code == 404
     body = (await client.get(url, headers=internal)).json()
     assert set(body) == {
-        "showtime_id", "movie_id", "movie_title", "theater_id", "theater_name", "city", "auditorium_id",
-        "auditorium_name", "starts_at", "ends_at", "currency", "seats",
+        "showtime_id", "movie_id", "movie_title", "theater_id", "theater_name", "city", "time_zone",
+        "auditorium_id", "auditorium_name", "starts_at", "ends_at", "currency", "seats",
     }  # fmt: skip
     assert body["showtime_id"] == shown["id"] and body["movie_title"] == shown["movie_title"]
+    assert body["time_zone"] == shown["time_zone"]
     assert body["seats"][0] == {"seat_id": "A1", "row": "A", "number": 1, "tier": "standard", "price": 90000}
     assert len(body["seats"]) == 10 and body["currency"] == "VND"
     assert (await client.get(f"/internal/showtimes/{uuid.uuid4()}", headers=internal)).status_code == 404

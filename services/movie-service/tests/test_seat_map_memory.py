@@ -1,13 +1,15 @@
-"""The rendered-layout cache is bounded by (estimated) bytes, not by how many showtimes it holds."""
+"""The rendered-layout and seat-status caches are bounded by (estimated) bytes, not by how many
+showtimes they hold."""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 import uuid
 from collections.abc import Callable
 
 from movie_service.seat_map import SeatMapLayouts, ShowtimeFacts, build_layout, layout_bytes
-from servicekit.lru import SizedLRU
+from movie_service.seat_status import SeatStatuses, SeatStatusReply, statuses_bytes
 
 
 def test_the_size_estimate_is_close_to_the_memory_a_layout_takes(
@@ -47,13 +49,15 @@ def test_a_layout_larger_than_the_whole_budget_is_not_kept(
     assert layouts.get(showtime, "v1") is None and layouts.total_bytes == 0
 
 
-def test_expired_entries_are_swept_on_insert_without_being_read() -> None:
-    now = [0.0]
-    cache: SizedLRU[str, str] = SizedLRU(1000, ttl=10, clock=lambda: now[0])
-    cache.put("a", "A", 100)
-    cache.put("b", "B", 100)
-    now[0] = 11.0
-    cache.put("c", "C", 100)
-    assert len(cache) == 1 and cache.total_bytes == 100 and cache.get("c") == "C"
-    now[0] = 21.0
-    assert cache.get("c") is None and cache.total_bytes == 0
+def test_the_size_estimate_of_seat_statuses_is_close_to_their_memory() -> None:
+    seats = [f"R{n // 100}-{n % 100}" for n in range(10_000)]
+    body = json.dumps({"showtime_id": str(uuid.uuid4()), "held": seats[:4000], "booked": seats[4000:]})
+    tracemalloc.start()
+    try:
+        reply = SeatStatusReply.model_validate_json(body)
+        statuses = SeatStatuses(1, frozenset(reply.held), frozenset(reply.booked))
+        del reply
+        taken, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert taken * 0.5 < statuses_bytes(statuses) < taken * 2

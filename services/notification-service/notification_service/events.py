@@ -44,7 +44,7 @@ class BookingConfirmed(EventData):
     total_amount: int
     currency: str
     payment_id: uuid.UUID | str | None = None
-    # Not in the contract yet: the theater's IANA zone, so the mail shows local time.
+    # The theater's IANA zone, so the mail shows local time (UTC when absent: older events).
     time_zone: str | None = None
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notification_service.rendering import CANCEL_REASONS, REFUND_REASONS
 from servicekit.testing import wait_until
 
 # event type -> (words in the subject, payload fields that must appear in the plain-text body)
@@ -61,6 +62,40 @@ async def test_tickets_mail_carries_the_booking(
     assert reference in mail.subject and reference in plain
     assert "H7, H8, H9" in plain and "36.00 USD" in plain and "Dune: Part Two" in plain
     assert "19:30" in plain and mail.message["Message-ID"].endswith("@moviebooking.local>")
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "shown"),
+    [("Asia/Ho_Chi_Minh", "02:30 (Asia/Ho_Chi_Minh)"), (None, "19:30 UTC")],
+)
+async def test_tickets_mail_shows_the_theater_s_local_time_or_utc_for_an_older_event(
+    new_user: Any, publish: Any, mails: Any, time_zone: str | None, shown: str
+) -> None:
+    """booking.confirmed carries the theater's zone; an event from before it did not (the
+    test showtime starts at 19:30 UTC, 02:30 the next day in Vietnam)."""
+    user = new_user()
+    zone = {"time_zone": time_zone} if time_zone else {}
+    await publish("booking.confirmed", user, **zone)
+    [mail] = await mails(user.email)
+    assert shown in mail.subject and shown in mail.part("plain") and shown in mail.part("html")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "reason", "words"),
+    [
+        ("payment.refunded", "requested_by_admin", REFUND_REASONS["requested_by_admin"]),
+        ("payment.refunded", "user_cancelled", REFUND_REASONS["user_cancelled"]),
+        ("booking.cancelled", "refunded_by_admin", CANCEL_REASONS["refunded_by_admin"]),
+    ],
+)
+async def test_a_refund_mail_tells_who_refunded(
+    new_user: Any, publish: Any, mails: Any, event_type: str, reason: str, words: str
+) -> None:
+    """An admin's refund is told as the cinema's, a cancellation's as the customer's."""
+    user = new_user()
+    await publish(event_type, user, reason=reason, refund_required=False)
+    [mail] = await mails(user.email)
+    assert words in mail.part("plain")
 
 
 async def test_events_told_by_another_mail_send_nothing(

@@ -54,8 +54,7 @@ from payment_service.providers import (
 )
 from payment_service.refunds import late_payment_refund_reason, refund_payment
 from payment_service.schemas import BookingView, PaymentOut, PaymentRequest
-from servicekit.context import request_id_var
-from servicekit.errors import AppError, Conflict, ServiceUnavailable
+from servicekit.errors import AppError, Conflict, ServiceUnavailable, error_body
 from servicekit.security import Principal
 
 logger = logging.getLogger("payment_service")
@@ -360,5 +359,4 @@ def _declined(payment: Payment, message: str, attempts_left: int | None = None) 
 
 
 def _error(status: int, code: str, message: str, details: dict[str, Any]) -> StoredResponse:
-    body = {"code": code, "message": message, "request_id": request_id_var.get(), "details": details}
-    return StoredResponse(status, {"error": body})
+    return StoredResponse(status, error_body(code, message, details))

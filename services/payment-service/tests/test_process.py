@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
+from payment_service.schemas import PaymentOut
+from servicekit.errors import ErrorResponse
+
 GOOD_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
 Harness = Any  # the conftest fixture's class (test modules cannot import conftest)
 
 
@@ -382,3 +386,19 @@ async def test_business_metrics_are_exposed(harness: Harness) -> None:
     text = (await harness.client.get("/metrics")).text
     assert 'payments_total{result="succeeded"}' in text
     assert "idempotent_replays_total" in text and "refunds_total" in text
+
+
+async def test_process_answers_the_bodies_its_openapi_documents(harness: Harness) -> None:
+    """/process answers what it stored under the key itself (not through a response model):
+    a payment, or a decline in the one error shape with this request's id."""
+    spec = (await harness.client.get("/openapi.json")).json()["paths"]["/process"]["post"]["responses"]
+    assert spec["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/PaymentOut")
+    assert spec["402"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    user = harness.caller()
+    paid = await harness.pay(user, harness.desk.add(user)["id"], key=new_key(), card_number=GOOD_CARD)
+    assert paid.status_code == 201 and PaymentOut.model_validate(paid.json()).status == "succeeded"
+    declined = await harness.pay(user, harness.desk.add(user)["id"], key=new_key(), card_number=DECLINED_CARD)
+    assert declined.status_code == 402
+    error = ErrorResponse.model_validate(declined.json()).error
+    assert set(declined.json()["error"]) == {"code", "message", "request_id", "details"}
+    assert error.code == "payment_declined" and error.request_id == declined.headers["X-Request-ID"]

@@ -57,11 +57,13 @@ async def test_the_owner_refunds_once_and_payment_refunded_is_published(harness:
 
 async def test_only_the_owner_or_an_admin_may_refund(harness: Harness) -> None:
     user, stranger, admin = harness.caller(), harness.caller(), harness.caller(roles=("user", "admin"))
-    _, payment = await _paid(harness, user)
+    booking, payment = await _paid(harness, user)
     refund_url = f"/payments/{payment['id']}/refund"
     assert (await harness.client.post(refund_url, headers=stranger.headers)).status_code == 404
     by_admin = await harness.client.post(refund_url, headers=admin.headers)
     assert by_admin.status_code == 200 and by_admin.json()["refund_reason"] == "requested_by_admin"
+    [refunded] = await harness.delivered("payment.refunded", booking["id"])
+    assert refunded["data"]["reason"] == "requested_by_admin", "booking and the mail tell the admin's refund"
     missing = await harness.client.post(f"/payments/{uuid.uuid4()}/refund", headers=user.headers)
     assert missing.status_code == 404
 

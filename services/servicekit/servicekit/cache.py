@@ -1,12 +1,32 @@
-"""Redis client creation and key naming."""
+"""Caches: the service's Redis client and key naming, and the one process-local cache.
+
+``LocalCache`` keeps values in cachetools' ``TLRUCache``, bounded by the bytes the caller
+estimates (entry counts are a poor bound when one entry is a 100-seat showtime and the
+next a 10,000-seat one), least recently used out first, each entry dropped at its own
+expiry (swept on insert, so memory is not held by entries nobody can use any more).
+On top of it: a value is fresh for ``fresh_for(value)`` seconds, then kept ``keep_stale``
+seconds more for the next load to reuse (an unchanged showtime is not parsed again), and
+concurrent misses of one key share a single load.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from cachetools import TLRUCache
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from servicekit.config import ServiceSettings
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 def create_redis(settings: ServiceSettings) -> Redis:
@@ -30,3 +50,85 @@ def create_redis(settings: ServiceSettings) -> Redis:
 def key(settings: ServiceSettings, *parts: object) -> str:
     """A namespaced Redis key: ``{prefix}{part}:{part}...`` (tests use their own prefix)."""
     return settings.redis_prefix + ":".join(str(p) for p in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[V]):
+    value: V
+    size: int
+    fresh_until: float
+
+
+def _counts_one(_: object) -> int:
+    return 1
+
+
+def _forever(_: object) -> float:
+    return math.inf
+
+
+class LocalCache(Generic[K, V]):
+    """At most ``max_bytes`` of values (as ``size_of`` estimates; each counts 1 by default),
+    fresh for ``fresh_for(value)`` seconds (forever by default), kept ``keep_stale`` more."""
+
+    def __init__(
+        self,
+        max_bytes: int,
+        size_of: Callable[[V], int] = _counts_one,
+        fresh_for: Callable[[V], float] = _forever,
+        keep_stale: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._size_of, self._fresh_for, self._clock = size_of, fresh_for, clock
+        self._entries: TLRUCache[K, _Entry[V]] = TLRUCache(
+            max_bytes, lambda _k, entry, _now: entry.fresh_until + keep_stale, clock, lambda e: e.size
+        )
+        self._loading: dict[K, asyncio.Future[V]] = {}
+
+    @property
+    def total_bytes(self) -> int:
+        return int(self._entries.currsize)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: K) -> V | None:
+        """The fresh value (now the most recently used), or None."""
+        try:
+            entry = self._entries[key]  # not .get(): twice its cost on every hit
+        except KeyError:
+            return None
+        return entry.value if entry.fresh_until > self._clock() else None
+
+    def put(self, key: K, value: V) -> None:
+        """Keep ``value``; one above the whole budget is not kept (nor what it replaces)."""
+        entry = _Entry(value, self._size_of(value), self._clock() + self._fresh_for(value))
+        if entry.size > self._entries.maxsize:
+            self._entries.pop(key, None)
+            return
+        self._entries[key] = entry
+
+    async def get_or_load(self, key: K, load: Callable[[K, V | None], Awaitable[V]]) -> tuple[V, bool]:
+        """The fresh value, else ``load(key, the stale value or None)``, kept: one load for every
+        concurrent caller. True when no load was started for this call (fresh, or joined)."""
+        value = self.get(key)
+        if value is not None:
+            return value, True
+        loading = self._loading.get(key)
+        if loading is not None:
+            return await asyncio.shield(loading), True
+        loading = self._loading[key] = asyncio.ensure_future(self._load(key, load))
+        loading.add_done_callback(lambda done: self._loaded(key, done))
+        return await asyncio.shield(loading), False
+
+    async def _load(self, key: K, load: Callable[[K, V | None], Awaitable[V]]) -> V:
+        stale = self._entries.get(key)
+        value = await load(key, stale.value if stale is not None else None)
+        self.put(key, value)
+        return value
+
+    def _loaded(self, key: K, done: asyncio.Future[V]) -> None:
+        if self._loading.get(key) is done:
+            del self._loading[key]
+        if not done.cancelled():
+            done.exception()  # retrieved even when every caller was cancelled: no warning at exit

@@ -168,13 +168,22 @@ def _list_unparsable_body(schema: dict[str, Any]) -> None:
         operation["responses"] = dict(sorted(responses.items()))
 
 
+def error_body(code: str, message: str, details: Any = None, request_id: str | None = None) -> dict[str, Any]:
+    """The one error shape (``ErrorResponse``); the request id is the current request's unless given."""
+    error: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "request_id": request_id or request_id_var.get(),
+    }
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
 def error_json(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
-    if details is not None:
-        body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
 _HTTP_CODES = {

@@ -12,6 +12,7 @@ import logging
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from servicekit.errors import error_body
 from servicekit.middleware import incoming_request_id
 
 logger = logging.getLogger("servicekit.protocol")
@@ -27,8 +28,7 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         request_id = incoming_request_id(self.headers or ())
         logger.warning("refused a request the HTTP parser could not read", extra={"request_id": request_id})
-        error = {"code": "bad_request", "message": "Malformed HTTP request", "request_id": request_id}
-        body = orjson.dumps({"error": error})
+        body = orjson.dumps(error_body("bad_request", "Malformed HTTP request", request_id=request_id))
         headers = [
             *self.server_state.default_headers,
             (b"content-type", b"application/json"),

@@ -13,10 +13,10 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from jose import JWTError, jwt
 
+from servicekit.cache import LocalCache
 from servicekit.config import ServiceSettings
 from servicekit.context import user_id_var
 from servicekit.errors import Forbidden, NotFound, Unauthorized
-from servicekit.lru import SizedLRU
 
 ACCESS_TOKEN_TYPE = "access"
 
@@ -109,17 +109,22 @@ class AccessTokens:
     ) -> None:
         self._settings, self._clock = settings, clock
         # Budgeted in entries (each counts 1), not bytes: a token and its principal are small.
-        self._verified: SizedLRU[str, tuple[Principal, float]] = SizedLRU(max_tokens)
+        self._verified: LocalCache[str, tuple[Principal, float]] = LocalCache(
+            max_tokens, fresh_for=self._until_exp, clock=clock
+        )
 
     def principal(self, token: str) -> Principal:
         """The caller the access token names; 401 when it is invalid or expired."""
         known = self._verified.get(token)
-        if known is not None and known[1] > self._clock():
+        if known is not None:
             return known[0]
         claims = decode_token(token, self._settings, ACCESS_TOKEN_TYPE, now=self._clock())
         principal = principal_from_claims(claims)
-        self._verified.put(token, (principal, float(claims["exp"])), 1)
+        self._verified.put(token, (principal, float(claims["exp"])))
         return principal
+
+    def _until_exp(self, known: tuple[Principal, float]) -> float:
+        return known[1] - self._clock()
 
 
 async def current_user(request: Request, token: str | None = Depends(_bearer)) -> Principal:

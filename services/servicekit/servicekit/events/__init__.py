@@ -1,13 +1,24 @@
 """Events: the envelope, the transactional outbox, its relay, and the consumer base."""
 
 from servicekit.events.envelope import EventEnvelope, new_event
-from servicekit.events.outbox import OutboxWakeup, add_event, outbox_table, processed_events_table
+from servicekit.events.outbox import (
+    OutboxInsert,
+    OutboxWakeup,
+    add_event,
+    outbox_insert_per_row,
+    outbox_row,
+    outbox_table,
+    processed_events_table,
+)
 
 __all__ = [
     "EventEnvelope",
+    "OutboxInsert",
     "OutboxWakeup",
     "add_event",
     "new_event",
+    "outbox_insert_per_row",
+    "outbox_row",
     "outbox_table",
     "processed_events_table",
 ]

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Column,
     DateTime,
     Index,
@@ -21,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     event,
     func,
     insert,
@@ -99,10 +103,36 @@ def _wake_relay(session: Session) -> None:
         wakeup.notify()
 
 
+def outbox_row(event: EventEnvelope) -> dict[str, Any]:
+    """The values of ``event``'s outbox row: the envelope as JSON, with the trace context."""
+    payload = with_trace_context(event.model_dump(mode="json"))
+    return {"event_id": event.event_id, "event_type": event.event_type, "payload": payload}
+
+
 async def add_event(session: AsyncSession, outbox: Table, event: EventEnvelope) -> None:
     """Write ``event`` to the outbox inside the caller's transaction (its commit wakes the relay)."""
-    payload = with_trace_context(event.model_dump(mode="json"))
-    await session.execute(
-        insert(outbox), {"event_id": event.event_id, "event_type": event.event_type, "payload": payload}
-    )
+    await session.execute(insert(outbox), outbox_row(event))
     session.info[WRITTEN_KEY] = True
+
+
+@dataclass(frozen=True)
+class OutboxInsert:
+    """The outbox insert as a part of a larger ``text()`` statement: a state change and its event
+    in one round trip. ``sql`` goes in a CTE, ``bindparams`` on the statement, ``outbox_row(event)``
+    among its parameters; after the commit, the caller notifies the relay (``OutboxWakeup``)."""
+
+    sql: str
+    bindparams: tuple[BindParameter[Any], ...]
+
+
+def outbox_insert_per_row(source: str) -> OutboxInsert:
+    """Insert the event once per row of ``source`` (a CTE of the same statement): no row, no event.
+
+    The table name is unqualified: the service's engine resolves it in the service's schema.
+    """
+    sql = (
+        "INSERT INTO outbox (event_id, event_type, payload) "
+        f"SELECT :event_id, :event_type, :payload FROM {source}"
+    )
+    types = (bindparam("event_id", type_=UUID(as_uuid=True)), bindparam("payload", type_=JSONB))
+    return OutboxInsert(sql, types)
