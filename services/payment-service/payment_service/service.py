@@ -54,6 +54,7 @@ from payment_service.providers import (
 )
 from payment_service.refunds import late_payment_refund_reason, refund_payment
 from payment_service.schemas import BookingView, PaymentOut, PaymentRequest
+from servicekit.components import Component
 from servicekit.context import request_id_var
 from servicekit.errors import AppError, Conflict, ServiceUnavailable
 from servicekit.security import Principal
@@ -70,6 +71,9 @@ class Payments:
     provider: PaymentProvider
     bookings: BookingGateway
     idempotency: IdempotencyStore
+
+
+PAYING: Component[Payments] = Component("payments")
 
 
 @dataclass(frozen=True)
