@@ -33,7 +33,7 @@ from servicekit.housekeeping import (
 )
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import install_request_middleware
 from servicekit.security import AccessTokens
 from servicekit.tracing import instrument_app, instrument_engine
 
@@ -231,7 +231,7 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     app.state.access_tokens = AccessTokens(settings)
     instrument_app(app, settings.service_name)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    install_request_middleware(app, settings.service_name)
     app.include_router(health_router())
     app.include_router(metrics_router())
     for router in spec.routers:

@@ -22,7 +22,7 @@ from servicekit.context import request_id_var, user_id_var
 from servicekit.errors import Conflict, install_error_handlers
 from servicekit.logging import JsonFormatter
 from servicekit.metrics import metrics_router
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import install_request_middleware
 
 SERVICE = "kit-middleware"
 log = logging.getLogger("servicekit.tests.middleware")
@@ -68,7 +68,7 @@ def _app(with_middleware: bool = True) -> FastAPI:
     app.state.settings = ServiceSettings()
     install_error_handlers(app)
     if with_middleware:
-        app.add_middleware(RequestContextMiddleware, service=SERVICE)
+        install_request_middleware(app, SERVICE)
     app.include_router(metrics_router())
     app.include_router(_router())
     return app
