@@ -18,7 +18,7 @@ from booking_service.sweeper import run_expiry_sweeper
 from servicekit.app import Runtime, ServiceSpec, build_app
 from servicekit.components import Component, Factory
 from servicekit.events.consumer import EventConsumer
-from servicekit.http import ServiceClient
+from servicekit.http import ServiceClient, service_client
 
 MOVIE: Component[ServiceClient] = Component("movie-service client")
 
@@ -26,15 +26,13 @@ MOVIE: Component[ServiceClient] = Component("movie-service client")
 def _components(
     settings: BookingSettings, movie_transport: httpx.AsyncBaseTransport | None
 ) -> list[Factory[Any]]:
-    async def movie(_: Runtime) -> ServiceClient:
-        return ServiceClient("movie", settings.movie_service_url, settings, transport=movie_transport)
-
     async def booking(runtime: Runtime) -> BookingContext:
         catalog = ShowtimeCatalog(runtime[MOVIE], runtime.redis, settings)
         holds = SeatHolds(runtime.redis, settings)
         return BookingContext(settings, catalog, holds, runtime.autocommit, runtime.outbox_wakeup)
 
-    return [Factory(MOVIE, movie, close=ServiceClient.aclose), Factory(BOOKING, booking)]
+    movie = service_client(MOVIE, "movie", settings.movie_service_url, settings, movie_transport)
+    return [movie, Factory(BOOKING, booking)]
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:

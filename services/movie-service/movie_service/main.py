@@ -18,7 +18,7 @@ from movie_service.seat_status import SeatStatusReader
 from movie_service.seed import seed_demo_data
 from servicekit.app import Runtime, ServiceSpec, build_app
 from servicekit.components import Component, Factory
-from servicekit.http import ServiceClient
+from servicekit.http import ServiceClient, service_client
 
 logger = logging.getLogger("movie_service")
 
@@ -38,9 +38,6 @@ BOOKING: Component[ServiceClient] = Component("booking-service client")
 def _components(
     settings: MovieSettings, booking_transport: httpx.AsyncBaseTransport | None
 ) -> list[Factory[Any]]:
-    async def booking(_: Runtime) -> ServiceClient:
-        return ServiceClient("booking", settings.booking_service_url, settings, transport=booking_transport)
-
     async def catalog_cache(runtime: Runtime) -> CatalogCache:
         return CatalogCache(runtime.redis, settings)
 
@@ -51,7 +48,7 @@ def _components(
         return SeatMapLayouts(settings.seat_map_cache_max_bytes)
 
     return [
-        Factory(BOOKING, booking, close=ServiceClient.aclose),
+        service_client(BOOKING, "booking", settings.booking_service_url, settings, booking_transport),
         Factory(CATALOG_CACHE, catalog_cache),
         Factory(SEAT_STATUSES, seat_statuses),
         Factory(SEAT_MAP_LAYOUTS, seat_map_layouts),

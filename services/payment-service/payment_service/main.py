@@ -19,7 +19,7 @@ from payment_service.saga import consumers
 from payment_service.service import PAYING, Payments
 from servicekit.app import Runtime, ServiceSpec, build_app
 from servicekit.components import Component, Factory
-from servicekit.http import ServiceClient
+from servicekit.http import ServiceClient, service_client
 
 BOOKING: Component[ServiceClient] = Component("booking-service client")
 
@@ -27,9 +27,6 @@ BOOKING: Component[ServiceClient] = Component("booking-service client")
 def _components(
     settings: PaymentSettings, booking_transport: httpx.AsyncBaseTransport | None
 ) -> list[Factory[Any]]:
-    async def booking(_: Runtime) -> ServiceClient:
-        return ServiceClient("booking", settings.booking_service_url, settings, transport=booking_transport)
-
     async def paying(runtime: Runtime) -> Payments:
         # Single-statement writes (claiming a key, the provider's ledger) need no BEGIN/COMMIT.
         autocommit = runtime.autocommit
@@ -41,7 +38,8 @@ def _components(
             idempotency=IdempotencyStore(settings, runtime.sessionmaker, runtime.redis, autocommit),
         )
 
-    return [Factory(BOOKING, booking, close=ServiceClient.aclose), Factory(PAYING, paying)]
+    booking = service_client(BOOKING, "booking", settings.booking_service_url, settings, booking_transport)
+    return [booking, Factory(PAYING, paying)]
 
 
 async def _on_startup(runtime: Runtime) -> None:
