@@ -7,7 +7,7 @@ the way uvicorn does (raw ASGI on uvloop, a fresh scope per request, the gateway
 X-Request-ID) under each middleware stack:
 
     none      the app alone: the floor
-    before    the one 37-line middleware of before the split (kept below as it was)
+    before    the one 37-line middleware of before the split (read from git at 8e795d7)
     after     servicekit's three parts (``install_request_middleware``)
     split     the same three, but the metrics part calling ``labels()`` per request, as before
     context   RequestContextMiddleware alone  (request id, log context)
@@ -28,72 +28,44 @@ import argparse
 import asyncio
 import gc
 import statistics
+import subprocess
 import sys
 import time
+import types
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Scope
 
 from servicekit.config import ServiceSettings
-from servicekit.context import request_id_var, user_id_var
-from servicekit.errors import install_error_handlers, unexpected_error
+from servicekit.errors import install_error_handlers
 from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from servicekit.middleware import (
     InternalErrorMiddleware,
     RequestContextMiddleware,
     RequestMetricsMiddleware,
-    incoming_request_id,
     install_request_middleware,
 )
 
+BEFORE_COMMIT = "8e795d76c064ecee82b248bb4f092a1d838acd97"
+ROOT = Path(__file__).resolve().parents[2]
 
-class BeforeTheSplit:
-    """The middleware as it was before issue 17 (servicekit/middleware.py at 8e795d7)."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = incoming_request_id(scope.get("headers", ()))
-        rid_token = request_id_var.set(request_id)
-        uid_token = user_id_var.set(None)
-        status = 500
-        began = time.perf_counter()
-        answering = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, answering
-            if message["type"] == "http.response.start":
-                answering = True
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as exc:
-            status = 500
-            if answering:
-                raise
-            await unexpected_error(exc)(scope, receive, send_with_id)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None)
-            route_name = path if isinstance(path, str) else "unmatched"
-            if route_name not in ("/metrics",):
-                method = scope["method"]
-                HTTP_LATENCY.labels(self.service, method, route_name).observe(time.perf_counter() - began)
-                HTTP_REQUESTS.labels(self.service, method, route_name, str(status)).inc()
-            request_id_var.reset(rid_token)
-            user_id_var.reset(uid_token)
+def before_the_split() -> type:
+    """The one middleware of before the split, read from the git history (not a copy that
+    could drift from what ran)."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{BEFORE_COMMIT}:services/servicekit/servicekit/middleware.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = types.ModuleType("middleware_before_the_split")
+    exec(compile(source, f"middleware.py@{BEFORE_COMMIT[:7]}", "exec"), module.__dict__)
+    middleware: type = module.RequestContextMiddleware
+    return middleware
 
 
 class LabelsEveryRequest(RequestMetricsMiddleware):
@@ -117,7 +89,7 @@ def split_with_labels_every_request(app: FastAPI) -> None:
 SERVICE = "bench"
 STACKS: dict[str, Callable[[FastAPI], None]] = {
     "none": lambda app: None,
-    "before": lambda app: app.add_middleware(BeforeTheSplit, service=SERVICE),
+    "before": lambda app: app.add_middleware(before_the_split(), service=SERVICE),
     "after": lambda app: install_request_middleware(app, SERVICE),
     "split": split_with_labels_every_request,
     "context": lambda app: app.add_middleware(RequestContextMiddleware),

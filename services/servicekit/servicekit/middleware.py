@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram
@@ -42,16 +43,27 @@ def install_request_middleware(app: Starlette, service: str) -> None:
     app.add_middleware(RequestContextMiddleware)
 
 
-class RequestContextMiddleware:
-    """Accepts or makes an X-Request-ID, echoes it, and sets the log context for the request."""
+class _HttpMiddleware(ABC):
+    """Pure ASGI middleware that acts on HTTP requests; other scopes (lifespan) pass it by."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+    @abstractmethod
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The middleware's work on one HTTP request."""
+
+
+class RequestContextMiddleware(_HttpMiddleware):
+    """Accepts or makes an X-Request-ID, echoes it, and sets the log context for the request."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = incoming_request_id(scope.get("headers", ()))
         echoed = (b"x-request-id", request_id.encode())
         rid_token, uid_token = request_id_var.set(request_id), user_id_var.set(None)
@@ -74,22 +86,19 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-class RequestMetricsMiddleware:
+class RequestMetricsMiddleware(_HttpMiddleware):
     """Observes each request's latency and counts it by route template, method and status
     (500 when it raised); /metrics scrapes are left out."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.service = service
         # ``labels()`` validates and locks on every call (a few µs each): each series is looked
         # up once. They are as many as the registry keeps anyway (route templates, the methods
         # uvicorn's parser knows, statuses).
         self._series: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = 500
         began = time.perf_counter()
 
@@ -124,7 +133,7 @@ class RequestMetricsMiddleware:
         return latency, HTTP_REQUESTS.labels(self.service, method, route, str(status))
 
 
-class InternalErrorMiddleware:
+class InternalErrorMiddleware(_HttpMiddleware):
     """The last resort: an exception no handler answered becomes the JSON 500, unless the
     response has started (then nothing can answer any more, and it goes on up).
 
@@ -132,13 +141,7 @@ class InternalErrorMiddleware:
     request's context (and so its request id) is gone.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         answering = False
 
         async def send_noting_start(message: Message) -> None:
