@@ -35,7 +35,8 @@ def _components(settings: NotificationSettings) -> list[Factory[Any]]:
 
     return [
         Factory(EMAIL, email, close=EmailSender.aclose),
-        Factory(SMS, sms, close=lambda provider: provider.aclose()),  # a Protocol: the instance's own
+        # SmsProvider is a Protocol: the provider's own aclose, not the Protocol's stub.
+        Factory(SMS, sms, close=lambda provider: provider.aclose()),
         Factory(DISPATCHER, dispatcher),
     ]
 

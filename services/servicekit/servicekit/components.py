@@ -7,8 +7,8 @@ listed before it), before the broker, the consumers and ``on_startup``; shutdown
 them in the reverse order. ``runtime[COMPONENT]`` reads one back, and the component itself
 is the dependency that hands it to a route::
 
-    PAYMENTS: Component[Payments] = Component("payments")
-    PaymentsDep = Annotated[Payments, Depends(PAYMENTS)]
+    PAYING: Component[Payments] = Component("payments")
+    PaymentsDep = Annotated[Payments, Depends(PAYING)]
 """
 
 from __future__ import annotations
