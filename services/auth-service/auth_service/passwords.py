@@ -13,6 +13,8 @@ from importlib import resources
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from servicekit.components import Component
+
 
 @cache
 def _common_passwords() -> frozenset[str]:
@@ -65,3 +67,6 @@ class PasswordService:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
         return bool(ok) and password_hash is not None
+
+
+PASSWORDS: Component[PasswordService] = Component("password service")

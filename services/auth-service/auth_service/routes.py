@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from auth_service import repository, service
 from auth_service.config import AuthSettings
-from auth_service.passwords import PasswordService
+from auth_service.passwords import PASSWORDS, PasswordService
 from auth_service.schemas import (
     RefreshRequest,
     RegisterRequest,
@@ -31,13 +31,8 @@ async def _settings(request: Request) -> AuthSettings:
     return settings
 
 
-async def _passwords(runtime: RuntimeDep) -> PasswordService:
-    passwords: PasswordService = runtime.state["passwords"]
-    return passwords
-
-
 SettingsDep = Annotated[AuthSettings, Depends(_settings)]
-PasswordsDep = Annotated[PasswordService, Depends(_passwords)]
+PasswordsDep = Annotated[PasswordService, Depends(PASSWORDS)]
 
 
 def _client_ip(request: Request) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -13,32 +13,34 @@ from booking_service.consumer import build_consumers
 from booking_service.holds import SeatHolds
 from booking_service.models import outbox
 from booking_service.routes import internal_router, router
-from booking_service.service import BookingContext
+from booking_service.service import BOOKING, BookingContext
 from booking_service.sweeper import run_expiry_sweeper
 from servicekit.app import Runtime, ServiceSpec, build_app
-from servicekit.http import ServiceClient
+from servicekit.components import Component, Factory
+from servicekit.events.consumer import EventConsumer
+from servicekit.http import ServiceClient, service_client
+
+MOVIE: Component[ServiceClient] = Component("movie-service client")
 
 
-def _context(runtime: Runtime, movie_transport: httpx.AsyncBaseTransport | None) -> BookingContext:
-    """The booking parts, made once per runtime (the consumers need them before start-up ends)."""
-    if "booking" not in runtime.state:
-        settings = runtime.settings
-        assert isinstance(settings, BookingSettings)
-        redis = runtime.redis
-        movie = ServiceClient("movie", settings.movie_service_url, settings, transport=movie_transport)
-        runtime.clients["movie"] = movie
-        catalog = ShowtimeCatalog(movie, redis, settings)
-        holds = SeatHolds(redis, settings)
-        runtime.state["booking"] = BookingContext(
-            settings, catalog, holds, runtime.autocommit, runtime.outbox_wakeup
-        )
-    context: BookingContext = runtime.state["booking"]
-    return context
+def _components(
+    settings: BookingSettings, movie_transport: httpx.AsyncBaseTransport | None
+) -> list[Factory[Any]]:
+    async def booking(runtime: Runtime) -> BookingContext:
+        catalog = ShowtimeCatalog(runtime[MOVIE], runtime.redis, settings)
+        holds = SeatHolds(runtime.redis, settings)
+        return BookingContext(settings, catalog, holds, runtime.autocommit, runtime.outbox_wakeup)
+
+    movie = service_client(MOVIE, "movie", settings.movie_service_url, settings, movie_transport)
+    return [movie, Factory(BOOKING, booking)]
 
 
-async def _on_startup(runtime: Runtime, movie_transport: httpx.AsyncBaseTransport | None) -> None:
-    context = _context(runtime, movie_transport)
-    runtime.spawn(run_expiry_sweeper(runtime, context), "expiry-sweeper")
+def _consumers(runtime: Runtime) -> list[EventConsumer]:
+    return build_consumers(runtime, runtime[BOOKING].holds)
+
+
+async def _on_startup(runtime: Runtime) -> None:
+    runtime.spawn(run_expiry_sweeper(runtime, runtime[BOOKING]), "expiry-sweeper")
 
 
 def create_app(
@@ -49,8 +51,9 @@ def create_app(
         title="Movie Booking — booking-service",
         description="Seat holds (Redis locks), bookings and their lifecycle; no seat is ever sold twice.",
         routers=[router, internal_router],
+        components=_components(settings, movie_transport),
         outbox=outbox,
-        consumers=lambda runtime: build_consumers(runtime, _context(runtime, movie_transport).holds),
-        on_startup=partial(_on_startup, movie_transport=movie_transport),
+        consumers=_consumers,
+        on_startup=_on_startup,
     )
     return build_app(settings, spec)

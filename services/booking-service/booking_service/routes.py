@@ -16,8 +16,7 @@ from booking_service.schemas import (
     InternalBookingOut,
     SeatStatusOut,
 )
-from booking_service.service import BookingContext
-from servicekit.app import RuntimeDep
+from booking_service.service import BOOKING, BookingContext
 from servicekit.db import SessionDep
 from servicekit.errors import error_responses
 from servicekit.security import CurrentUser, InternalCaller
@@ -26,12 +25,7 @@ router = APIRouter(tags=["bookings"])
 internal_router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
 
 
-async def _context(runtime: RuntimeDep) -> BookingContext:
-    context: BookingContext = runtime.state["booking"]
-    return context
-
-
-ContextDep = Annotated[BookingContext, Depends(_context)]
+ContextDep = Annotated[BookingContext, Depends(BOOKING)]
 
 
 @router.post(

@@ -24,6 +24,7 @@ from booking_service.holds import SeatHolds, new_hold_token
 from booking_service.metrics import BOOKINGS
 from booking_service.models import Booking, BookingSeat
 from booking_service.schemas import BookRequest, InternalBookingOut, SeatStatusOut
+from servicekit.components import Component
 from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from servicekit.events import OutboxWakeup
 from servicekit.security import Principal
@@ -43,6 +44,9 @@ class BookingContext:
     autocommit: AsyncEngine
     # That statement writes booking.created outside a session: it wakes the outbox relay itself.
     outbox_wakeup: OutboxWakeup
+
+
+BOOKING: Component[BookingContext] = Component("booking context")
 
 
 def seat_order(seat_id: str) -> tuple[str, int]:

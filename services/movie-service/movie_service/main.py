@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -11,11 +12,13 @@ from fastapi import FastAPI
 from movie_service.catalog_cache import CatalogCache
 from movie_service.config import MovieSettings
 from movie_service.routes import admin, internal, public
+from movie_service.routes.deps import CATALOG_CACHE, SEAT_MAP_LAYOUTS, SEAT_STATUSES
 from movie_service.seat_map import SeatMapLayouts
 from movie_service.seat_status import SeatStatusReader
 from movie_service.seed import seed_demo_data
-from servicekit.app import Runtime, RuntimeHook, ServiceSpec, build_app
-from servicekit.http import ServiceClient
+from servicekit.app import Runtime, ServiceSpec, build_app
+from servicekit.components import Component, Factory
+from servicekit.http import ServiceClient, service_client
 
 logger = logging.getLogger("movie_service")
 
@@ -29,30 +32,39 @@ TAGS = [
 ]
 
 
-async def _seed(runtime: Runtime, settings: MovieSettings, cache: CatalogCache) -> None:
+BOOKING: Component[ServiceClient] = Component("booking-service client")
+
+
+def _components(
+    settings: MovieSettings, booking_transport: httpx.AsyncBaseTransport | None
+) -> list[Factory[Any]]:
+    async def catalog_cache(runtime: Runtime) -> CatalogCache:
+        return CatalogCache(runtime.redis, settings)
+
+    async def seat_statuses(runtime: Runtime) -> SeatStatusReader:
+        return SeatStatusReader(runtime[BOOKING], settings.seat_status_cache_seconds)
+
+    async def seat_map_layouts(_: Runtime) -> SeatMapLayouts:
+        return SeatMapLayouts(settings.seat_map_cache_max_bytes)
+
+    return [
+        service_client(BOOKING, "booking", settings.booking_service_url, settings, booking_transport),
+        Factory(CATALOG_CACHE, catalog_cache),
+        Factory(SEAT_STATUSES, seat_statuses),
+        Factory(SEAT_MAP_LAYOUTS, seat_map_layouts),
+    ]
+
+
+async def _seed(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, MovieSettings)
+    if not settings.seed_demo_data:
+        return
     async with runtime.sessionmaker() as session, session.begin():
         seeded = await seed_demo_data(session, settings.cleaning_minutes, datetime.now(UTC))
     if seeded:
-        await cache.bump()
+        await runtime[CATALOG_CACHE].bump()
         logger.info("demo programme seeded")
-
-
-def _startup(booking_transport: httpx.AsyncBaseTransport | None) -> RuntimeHook:
-    async def on_startup(runtime: Runtime) -> None:
-        settings = runtime.settings
-        assert isinstance(settings, MovieSettings)
-        booking = ServiceClient(
-            "booking", settings.booking_service_url, settings, transport=booking_transport
-        )
-        runtime.clients["booking"] = booking
-        cache = CatalogCache(runtime.redis, settings)
-        runtime.state["catalog_cache"] = cache
-        runtime.state["seat_statuses"] = SeatStatusReader(booking, settings.seat_status_cache_seconds)
-        runtime.state["seat_map_layouts"] = SeatMapLayouts(settings.seat_map_cache_max_bytes)
-        if settings.seed_demo_data:
-            await _seed(runtime, settings, cache)
-
-    return on_startup
 
 
 def create_app(
@@ -67,7 +79,8 @@ def create_app(
             "times are ISO 8601 with an offset, stored in UTC."
         ),
         routers=[public.router, admin.router, internal.router],
-        on_startup=_startup(booking_transport),
+        components=_components(settings, booking_transport),
+        on_startup=_seed,
         uses_broker=False,
         openapi_tags=TAGS,
     )

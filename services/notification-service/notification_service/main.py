@@ -2,37 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from notification_service.channels import EmailSender, sms_provider
+from notification_service.channels import EmailSender, SmsProvider, sms_provider
 from notification_service.config import NotificationSettings
 from notification_service.events import CONSUMER_NAME, ROUTING_KEYS
 from notification_service.models import processed_events
 from notification_service.routes import router
-from notification_service.service import Dispatcher
+from notification_service.service import DISPATCHER, Dispatcher
 from servicekit.app import Runtime, ServiceSpec, build_app, runtime_consumer
+from servicekit.components import Component, Factory
 from servicekit.events.consumer import EventConsumer
 
+EMAIL: Component[EmailSender] = Component("email sender")
+SMS: Component[SmsProvider] = Component("sms provider")
 
-def _dispatcher(runtime: Runtime) -> Dispatcher:
-    """The one Dispatcher of this app (made on first use: consumers are built before on_startup)."""
-    if "dispatcher" not in runtime.state:
-        settings = runtime.settings
-        assert isinstance(settings, NotificationSettings)
+
+def _components(settings: NotificationSettings) -> list[Factory[Any]]:
+    async def email(_: Runtime) -> EmailSender:
+        return EmailSender(settings)
+
+    async def sms(_: Runtime) -> SmsProvider:
+        return sms_provider(settings)
+
+    async def dispatcher(runtime: Runtime) -> Dispatcher:
         # Claiming a notification and recording its outcome are one statement each.
         statements = async_sessionmaker(runtime.autocommit, expire_on_commit=False)
-        runtime.state["dispatcher"] = Dispatcher(
-            statements, settings, EmailSender(settings), sms_provider(settings)
-        )
-    dispatcher: Dispatcher = runtime.state["dispatcher"]
-    return dispatcher
+        return Dispatcher(statements, settings, runtime[EMAIL], runtime[SMS])
+
+    return [
+        Factory(EMAIL, email, close=EmailSender.aclose),
+        # SmsProvider is a Protocol: the provider's own aclose, not the Protocol's stub.
+        Factory(SMS, sms, close=lambda provider: provider.aclose()),
+        Factory(DISPATCHER, dispatcher),
+    ]
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
     settings = runtime.settings
     assert isinstance(settings, NotificationSettings)
-    handler = _dispatcher(runtime).on_event
+    handler = runtime[DISPATCHER].on_event
     return [
         runtime_consumer(
             runtime, CONSUMER_NAME, ROUTING_KEYS, handler, processed_events, settings.consumer_prefetch
@@ -41,13 +53,7 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
 
 
 async def _on_startup(runtime: Runtime) -> None:
-    runtime.extra_health_checks["smtp"] = _dispatcher(runtime).email.check
-
-
-async def _on_shutdown(runtime: Runtime) -> None:
-    dispatcher = _dispatcher(runtime)
-    await dispatcher.email.aclose()
-    await dispatcher.sms.aclose()
+    runtime.extra_health_checks["smtp"] = runtime[EMAIL].check
 
 
 def create_app(settings: NotificationSettings | None = None) -> FastAPI:
@@ -56,9 +62,9 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         title="Movie Booking — notification-service",
         description="Emails (and SMS) for registrations, tickets, cancellations, expiries and refunds.",
         routers=[router],
+        components=_components(settings),
         consumers=_consumers,
         on_startup=_on_startup,
-        on_shutdown=_on_shutdown,
         openapi_tags=[{"name": "notifications", "description": "A user's notification history and channels"}],
     )
     return build_app(settings, spec)

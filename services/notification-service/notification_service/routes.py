@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from notification_service import repository, service
 from notification_service.models import Preference
 from notification_service.schemas import NotificationOut, NotificationPage, PreferencesIn, PreferencesOut
-from notification_service.service import Dispatcher
-from servicekit.app import RuntimeDep
+from notification_service.service import DISPATCHER, Dispatcher
 from servicekit.db import SessionDep
 from servicekit.errors import error_responses
 from servicekit.security import AdminUser, CurrentUser
@@ -19,12 +18,7 @@ from servicekit.security import AdminUser, CurrentUser
 router = APIRouter(tags=["notifications"])
 
 
-async def _dispatcher(runtime: RuntimeDep) -> Dispatcher:
-    dispatcher: Dispatcher = runtime.state["dispatcher"]
-    return dispatcher
-
-
-DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
+DispatcherDep = Annotated[Dispatcher, Depends(DISPATCHER)]
 
 
 def _preferences_out(preference: Preference) -> PreferencesOut:

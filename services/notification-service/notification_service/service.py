@@ -15,6 +15,7 @@ from notification_service.events import UserEvent, UserRegistered, parse_event_d
 from notification_service.metrics import NOTIFICATIONS
 from notification_service.models import Notification, Preference
 from notification_service.rendering import RenderedMessage, Renderer
+from servicekit.components import Component
 from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from servicekit.events import EventEnvelope
 
@@ -122,6 +123,9 @@ class Dispatcher:
         if row is None:
             raise NotFound("Notification not found")
         return row
+
+
+DISPATCHER: Component[Dispatcher] = Component("dispatcher")
 
 
 def _drafts(

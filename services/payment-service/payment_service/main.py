@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
 
@@ -14,29 +16,34 @@ from payment_service.reconciler import run_reconciler
 from payment_service.repository import idempotency_retention, payable_bookings_retention
 from payment_service.routes import router
 from payment_service.saga import consumers
-from payment_service.service import Payments
-from servicekit.app import Runtime, RuntimeHook, ServiceSpec, build_app
-from servicekit.http import ServiceClient
+from payment_service.service import PAYING, Payments
+from servicekit.app import Runtime, ServiceSpec, build_app
+from servicekit.components import Component, Factory
+from servicekit.http import ServiceClient, service_client
+
+BOOKING: Component[ServiceClient] = Component("booking-service client")
 
 
-def _startup(settings: PaymentSettings, booking_transport: httpx.AsyncBaseTransport | None) -> RuntimeHook:
-    async def on_startup(runtime: Runtime) -> None:
-        client = ServiceClient("booking", settings.booking_service_url, settings, transport=booking_transport)
-        runtime.clients["booking"] = client
+def _components(
+    settings: PaymentSettings, booking_transport: httpx.AsyncBaseTransport | None
+) -> list[Factory[Any]]:
+    async def paying(runtime: Runtime) -> Payments:
         # Single-statement writes (claiming a key, the provider's ledger) need no BEGIN/COMMIT.
         autocommit = runtime.autocommit
-        idempotency = IdempotencyStore(settings, runtime.sessionmaker, runtime.redis, autocommit)
-        payments = Payments(
+        return Payments(
             settings=settings,
             sessionmaker=runtime.sessionmaker,
             provider=SimulatedProvider(autocommit),
-            bookings=BookingGateway(client),
-            idempotency=idempotency,
+            bookings=BookingGateway(runtime[BOOKING]),
+            idempotency=IdempotencyStore(settings, runtime.sessionmaker, runtime.redis, autocommit),
         )
-        runtime.state["payments"] = payments
-        runtime.spawn(run_reconciler(payments), "payment-reconciler")
 
-    return on_startup
+    booking = service_client(BOOKING, "booking", settings.booking_service_url, settings, booking_transport)
+    return [booking, Factory(PAYING, paying)]
+
+
+async def _on_startup(runtime: Runtime) -> None:
+    runtime.spawn(run_reconciler(runtime[PAYING]), "payment-reconciler")
 
 
 def create_app(
@@ -47,9 +54,10 @@ def create_app(
         title="Movie Booking — payment-service",
         description="Idempotent payments of bookings (simulated card provider), refunds, the payment saga.",
         routers=[router],
+        components=_components(settings, booking_transport),
         outbox=outbox,
         consumers=consumers,
         retained=[idempotency_retention(), payable_bookings_retention()],
-        on_startup=_startup(settings, booking_transport),
+        on_startup=_on_startup,
     )
     return build_app(settings, spec)

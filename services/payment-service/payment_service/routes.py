@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, status
 from fastapi.responses import JSONResponse
 
 from payment_service import repository, service
 from payment_service.refunds import request_refund
 from payment_service.schemas import PaymentOut, PaymentPage, PaymentRequest
-from payment_service.service import Payments
+from payment_service.service import PAYING, Payments
 from servicekit.db import SessionDep
 from servicekit.errors import NotFound, error_responses
 from servicekit.security import CurrentUser
@@ -20,12 +20,7 @@ router = APIRouter(tags=["payments"])
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
-async def _payments(request: Request) -> Payments:
-    payments: Payments = request.app.state.runtime.state["payments"]
-    return payments
-
-
-PaymentsDep = Annotated[Payments, Depends(_payments)]
+PaymentsDep = Annotated[Payments, Depends(PAYING)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

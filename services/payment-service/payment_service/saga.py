@@ -8,6 +8,7 @@ from payment_service.bookings import record_created_booking
 from payment_service.models import processed_events
 from payment_service.refunds import refund_cancelled_booking
 from payment_service.schemas import BookingCancelled, BookingCreated
+from payment_service.service import PAYING
 from servicekit.app import Runtime, runtime_consumer
 from servicekit.events.consumer import EventConsumer, EventHandler
 from servicekit.events.envelope import EventEnvelope
@@ -31,7 +32,7 @@ def booking_events_handler(runtime: Runtime) -> EventHandler:
             ended = BookingCancelled.model_validate({**event.data, "reason": "expired"})
         else:
             return
-        await refund_cancelled_booking(session, runtime.state["payments"].provider, ended)
+        await refund_cancelled_booking(session, runtime[PAYING].provider, ended)
 
     return handle
 

@@ -54,6 +54,7 @@ from payment_service.providers import (
 )
 from payment_service.refunds import late_payment_refund_reason, refund_payment
 from payment_service.schemas import BookingView, PaymentOut, PaymentRequest
+from servicekit.components import Component
 from servicekit.errors import AppError, Conflict, ServiceUnavailable, error_body
 from servicekit.security import Principal
 
@@ -69,6 +70,9 @@ class Payments:
     provider: PaymentProvider
     bookings: BookingGateway
     idempotency: IdempotencyStore
+
+
+PAYING: Component[Payments] = Component("payments")
 
 
 @dataclass(frozen=True)

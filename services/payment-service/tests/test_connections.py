@@ -25,6 +25,7 @@ from payment_service.providers import (
     RefundResult,
 )
 from payment_service.schemas import BookingView
+from payment_service.service import PAYING
 
 Harness = Any  # the conftest fixture's class (test modules cannot import conftest)
 GOOD_CARD = "4242424242424242"
@@ -92,15 +93,15 @@ async def one_connection(
         held, pool = HeldConnections(), harness.runtime.engine.sync_engine.pool
         event.listen(pool, "checkout", held.checkout)
         event.listen(pool, "checkin", held.checkin)
-        payments = harness.runtime.state["payments"]
+        payments = harness.runtime[PAYING]
         provider = ParkingProvider(payments.provider, held)
-        harness.runtime.state["payments"] = dataclasses.replace(
+        harness.runtime[PAYING] = dataclasses.replace(
             payments, provider=provider, bookings=NotingGateway(payments.bookings, held)
         )
         try:
             yield harness, provider, held
         finally:
-            harness.runtime.state["payments"] = payments
+            harness.runtime[PAYING] = payments
 
 
 async def test_payments_parked_at_booking_and_provider_hold_no_connection(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from payment_service.service import PAYING
 from servicekit.testing import wait_until
 
 GOOD_CARD, DECLINED_CARD = "4242424242424242", "4000000000000002"
@@ -184,14 +185,14 @@ class _GatedProvider:
 @pytest.fixture
 async def charge_gate(harness: Harness) -> AsyncIterator[asyncio.Event]:
     """Hold every charge of the module's payment-service until the gate is set."""
-    state, gate = harness.runtime.state, asyncio.Event()
-    payments = state["payments"]
-    state["payments"] = dataclasses.replace(payments, provider=_GatedProvider(payments.provider, gate))
+    runtime, gate = harness.runtime, asyncio.Event()
+    payments = runtime[PAYING]
+    runtime[PAYING] = dataclasses.replace(payments, provider=_GatedProvider(payments.provider, gate))
     try:
         yield gate
     finally:
         gate.set()
-        state["payments"] = payments
+        runtime[PAYING] = payments
 
 
 async def test_a_cancel_while_a_known_booking_is_charged_refunds_it(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from payment_service.schemas import PaymentOut
+from payment_service.service import PAYING
 from servicekit.errors import ErrorResponse
 
 GOOD_CARD = "4242424242424242"
@@ -303,7 +304,7 @@ async def test_a_retry_after_a_crash_resumes_the_payment_and_never_charges_twice
 
     user = harness.caller()
     booking = harness.desk.add(user, amount=3100)
-    key, payments = new_key(), harness.runtime.state["payments"]
+    key, payments = new_key(), harness.runtime[PAYING]
     body = PaymentRequest(booking_id=booking["id"], payment_method="credit_card", card_number=GOOD_CARD)
     now = datetime.now(UTC)
     # the state a crash leaves behind: key claimed (lease lapsed), payment pending, card charged

@@ -23,7 +23,7 @@ from payment_service.providers import (
 )
 from payment_service.reconciler import reconcile_stale_payments
 from payment_service.schemas import PaymentRequest
-from payment_service.service import charge_request
+from payment_service.service import PAYING, charge_request
 from servicekit.testing import wait_until
 
 Harness = Any  # the conftest fixture's class (test modules cannot import conftest)
@@ -51,7 +51,7 @@ async def strand(
 ) -> Stranded:
     user = harness.caller()
     booking = harness.desk.add(user)
-    key, payments = f"key-{uuid.uuid4().hex}", harness.runtime.state["payments"]
+    key, payments = f"key-{uuid.uuid4().hex}", harness.runtime[PAYING]
     body = PaymentRequest(booking_id=booking["id"], payment_method="credit_card", card_number=card)
     touched = datetime.now(UTC) - ago
     lease = timedelta(seconds=harness.settings.idempotency_lock_seconds)
@@ -96,7 +96,7 @@ async def pay_again(harness: Harness, stranded: Stranded, key: str | None = None
 
 
 async def reconcile(harness: Harness) -> int:
-    return await reconcile_stale_payments(harness.runtime.state["payments"])
+    return await reconcile_stale_payments(harness.runtime[PAYING])
 
 
 async def approved_charges(harness: Harness, booking_id: str) -> int:
@@ -161,7 +161,7 @@ async def test_nothing_charged_the_payment_is_abandoned_and_the_booking_payable_
         assert await harness.outbox_events(kind, stranded.booking_id) == []
     assert await key_record(harness, stranded) is None, "the key is released"
     # the dead request's charge, had it arrived now, is answered the void and takes no money
-    late = await harness.runtime.state["payments"].provider.charge(charge_request(payment, GOOD_CARD))
+    late = await harness.runtime[PAYING].provider.charge(charge_request(payment, GOOD_CARD))
     assert late.abandoned and not late.approved
     assert await approved_charges(harness, stranded.booking_id) == 0
     again = await pay_again(harness, stranded)  # the same key starts afresh
@@ -205,7 +205,7 @@ class CountingProvider:
 
 async def test_two_replicas_reconciling_at_once_resolve_each_payment_once(harness: Harness) -> None:
     stranded = [await strand(harness, charged=index % 2 == 0) for index in range(8)]
-    payments = harness.runtime.state["payments"]
+    payments = harness.runtime[PAYING]
     replicas = [dataclasses.replace(payments, provider=CountingProvider(payments.provider)) for _ in range(2)]
     await asyncio.gather(*(reconcile_stale_payments(replica) for replica in replicas))
     for one in stranded:
@@ -247,9 +247,9 @@ async def test_a_slow_request_given_up_by_the_reconciler_charges_nothing_and_may
     start_harness: Any,
 ) -> None:
     async with start_harness(idempotency_lock_seconds=0.5) as harness:
-        payments = harness.runtime.state["payments"]
+        payments = harness.runtime[PAYING]
         slow = SlowProvider(payments.provider)
-        harness.runtime.state["payments"] = dataclasses.replace(payments, provider=slow)
+        harness.runtime[PAYING] = dataclasses.replace(payments, provider=slow)
         user = harness.caller()
         booking = harness.desk.add(user)
         key = f"key-{uuid.uuid4().hex}"
@@ -268,7 +268,7 @@ async def test_a_slow_request_given_up_by_the_reconciler_charges_nothing_and_may
         assert answer.status_code == 503 and answer.json()["error"]["code"] == "payment_abandoned"
         assert answer.headers["Retry-After"] == "1"
         assert await approved_charges(harness, booking["id"]) == 0
-        harness.runtime.state["payments"] = payments
+        harness.runtime[PAYING] = payments
         again = await harness.pay(user, booking["id"], key=key, card_number=GOOD_CARD)
         assert again.status_code == 201, again.text
         assert await approved_charges(harness, booking["id"]) == 1
@@ -287,7 +287,7 @@ async def test_the_reconciler_runs_in_every_replica_in_the_background(start_harn
 
 
 async def test_a_charge_and_a_resolution_racing_on_one_key_agree(harness: Harness) -> None:
-    provider, booking_id = harness.runtime.state["payments"].provider, str(uuid.uuid4())
+    provider, booking_id = harness.runtime[PAYING].provider, str(uuid.uuid4())
     outcomes = []
     for _ in range(10):
         request = ChargeRequest(f"race:{uuid.uuid4().hex}", 1000, "USD", booking_id, GOOD_CARD)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from redis.asyncio import Redis
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicekit.admission import AdmissionLimit
 from servicekit.cache import create_redis
+from servicekit.components import Component, Factory
 from servicekit.config import ServiceSettings
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.errors import install_error_handlers
@@ -31,14 +32,14 @@ from servicekit.housekeeping import (
     outbox_retention,
     processed_events_retention,
 )
-from servicekit.http import ServiceClient
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import install_request_middleware
 from servicekit.security import AccessTokens
 from servicekit.tracing import instrument_app, instrument_engine
 
 logger = logging.getLogger("servicekit.app")
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,10 +57,37 @@ class Runtime:
     relay: OutboxRelay | None = None
     housekeeper: Housekeeper | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
-    clients: dict[str, ServiceClient] = field(default_factory=dict)
     extra_health_checks: dict[str, HealthCheck] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _components: dict[Component[Any], Any] = field(default_factory=dict, init=False, repr=False)
+    _closing: AsyncExitStack = field(default_factory=AsyncExitStack, init=False, repr=False)
+
+    def __getitem__(self, component: Component[T]) -> T:
+        """The running ``component``."""
+        try:
+            value: T = self._components[component]
+        except KeyError:
+            raise LookupError(
+                f"component {component.name!r} is not built: list its Factory in "
+                "ServiceSpec.components, after the components it uses"
+            ) from None
+        return value
+
+    def __setitem__(self, component: Component[T], value: T) -> None:
+        """Hand out ``value`` as ``component`` from now on (a test swaps a part this way)."""
+        self._components[component] = value
+
+    async def build_components(self, factories: Sequence[Factory[Any]]) -> None:
+        """Build each component in the order given; each may use the ones built before it."""
+        for factory in factories:
+            value = await factory.build(self)
+            self[factory.component] = value
+            if factory.close is not None:
+                self._closing.push_async_callback(factory.close, value)
+
+    async def close_components(self) -> None:
+        """Close what ``build_components`` built, the last built first."""
+        await self._closing.aclose()
 
     @property
     def autocommit(self) -> AsyncEngine:
@@ -105,10 +133,11 @@ class ServiceSpec:
     title: str
     description: str
     routers: Sequence[APIRouter]
+    # The service's own parts, built in this order before the consumers and on_startup.
+    components: Sequence[Factory[Any]] = ()
     outbox: Table | None = None
     consumers: Callable[[Runtime], list[EventConsumer]] | None = None
     on_startup: RuntimeHook | None = None
-    on_shutdown: RuntimeHook | None = None
     uses_broker: bool = True
     # Tables the housekeeping pass prunes besides the outbox and the consumers' processed_events.
     retained: Sequence[Retention] = ()
@@ -117,6 +146,7 @@ class ServiceSpec:
 
 async def _start(runtime: Runtime, spec: ServiceSpec) -> None:
     settings = runtime.settings
+    await runtime.build_components(spec.components)
     if spec.uses_broker and settings.events_enabled:
         runtime.broker = Broker(settings)
         runtime.broker.start()
@@ -158,18 +188,15 @@ async def _report_queue_depths(runtime: Runtime, every_seconds: float = 15.0) ->
         await asyncio.sleep(every_seconds)
 
 
-async def _stop(runtime: Runtime, spec: ServiceSpec) -> None:
-    if spec.on_shutdown is not None:
-        await spec.on_shutdown(runtime)
+async def _stop(runtime: Runtime) -> None:
     for task in runtime.tasks:
         task.cancel()
     await asyncio.gather(*runtime.tasks, return_exceptions=True)
     if runtime.relay is not None:
         await runtime.relay.stop()
-    for client in runtime.clients.values():
-        await client.aclose()
     if runtime.broker is not None:
         await runtime.broker.close()
+    await runtime.close_components()
     await runtime.redis.aclose()
     await runtime.engine.dispose()
 
@@ -192,7 +219,7 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         try:
             yield
         finally:
-            await _stop(runtime, spec)
+            await _stop(runtime)
 
     app = FastAPI(
         title=spec.title,
@@ -211,7 +238,9 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         limit=settings.max_concurrent_requests,
         timeout_seconds=settings.admission_timeout_seconds,
     )
-    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    # Inside the request's context and metrics: a queued request's wait is part of its latency,
+    # and a 503 for overload carries its request id.
+    install_request_middleware(app, settings.service_name)
     app.include_router(health_router())
     app.include_router(metrics_router())
     for router in spec.routers:

@@ -281,7 +281,7 @@ async def _unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
 def unexpected_error(exc: Exception) -> JSONResponse:
     """The 500 answer: logged in full with the request id, answered without internals.
 
-    Unhandled exceptions reach it from RequestContextMiddleware (still inside the request's
+    Unhandled exceptions reach it from InternalErrorMiddleware (still inside the request's
     context, so the answer carries its request id), not from an ``Exception`` handler:
     Starlette runs that one outside every middleware, after the context is gone.
     """

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from servicekit.breaker import AsyncCircuitBreaker, CircuitOpenError
+from servicekit.components import Component, Factory
 from servicekit.config import ServiceSettings
 from servicekit.context import request_id_var
 from servicekit.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from servicekit.app import Runtime
 
 logger = logging.getLogger("servicekit.http")
 
@@ -70,3 +74,18 @@ class ServiceClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def service_client(
+    component: Component[ServiceClient],
+    target: str,
+    base_url: str,
+    settings: ServiceSettings,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Factory[ServiceClient]:
+    """A client of ``target`` (at ``base_url``) as the service's ``component``, closed at shutdown."""
+
+    async def build(_: Runtime) -> ServiceClient:
+        return ServiceClient(target, base_url, settings, transport=transport)
+
+    return Factory(component, build, close=ServiceClient.aclose)

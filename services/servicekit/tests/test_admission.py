@@ -13,7 +13,7 @@ from servicekit.admission import AdmissionLimit
 from servicekit.app import ServiceSpec, build_app
 from servicekit.config import ServiceSettings
 from servicekit.errors import install_error_handlers
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import RequestContextMiddleware, install_request_middleware
 from servicekit.testing.helpers import wait_until
 
 
@@ -58,7 +58,7 @@ def _app(gate: Gate, limit: int, timeout_seconds: float = 5.0) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
     app.add_middleware(AdmissionLimit, service="admit", limit=limit, timeout_seconds=timeout_seconds)
-    app.add_middleware(RequestContextMiddleware, service="admit")
+    install_request_middleware(app, "admit")
     app.include_router(router)
     return app
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from servicekit.config import ServiceSettings
 from servicekit.errors import error_responses, install_error_handlers
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import install_request_middleware
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
@@ -42,7 +42,7 @@ def _app(*, list_errors: bool = True) -> FastAPI:
     app = FastAPI()
     app.state.settings = ServiceSettings()
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, service="kit")
+    install_request_middleware(app, "kit")
     app.include_router(router)
     return app
 

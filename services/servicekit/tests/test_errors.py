@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from servicekit.config import ServiceSettings
 from servicekit.errors import Conflict, install_error_handlers
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import install_request_middleware
 from servicekit.testing.helpers import database_url
 
 
@@ -53,7 +53,7 @@ def _app() -> FastAPI:
     app = FastAPI()
     app.state.settings = ServiceSettings()
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, service="kit")
+    install_request_middleware(app, "kit")
     app.include_router(router)
     return app
 
@@ -154,7 +154,7 @@ async def _read_startup_message(reader: asyncio.StreamReader) -> bytes:
 def _db_app(engine: AsyncEngine) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, service="kit")
+    install_request_middleware(app, "kit")
 
     @app.get("/db")
     async def query() -> dict[str, int]:

@@ -12,22 +12,11 @@ from movie_service.catalog_cache import CatalogCache
 from movie_service.config import MovieSettings
 from movie_service.seat_map import SeatMapLayouts
 from movie_service.seat_status import SeatStatusReader
-from servicekit.app import RuntimeDep
+from servicekit.components import Component
 
-
-async def _cache(runtime: RuntimeDep) -> CatalogCache:
-    cache: CatalogCache = runtime.state["catalog_cache"]
-    return cache
-
-
-async def _layouts(runtime: RuntimeDep) -> SeatMapLayouts:
-    layouts: SeatMapLayouts = runtime.state["seat_map_layouts"]
-    return layouts
-
-
-async def _statuses(runtime: RuntimeDep) -> SeatStatusReader:
-    reader: SeatStatusReader = runtime.state["seat_statuses"]
-    return reader
+CATALOG_CACHE: Component[CatalogCache] = Component("catalog cache")
+SEAT_MAP_LAYOUTS: Component[SeatMapLayouts] = Component("seat-map layouts")
+SEAT_STATUSES: Component[SeatStatusReader] = Component("seat statuses")
 
 
 async def _settings(request: Request) -> MovieSettings:
@@ -35,9 +24,9 @@ async def _settings(request: Request) -> MovieSettings:
     return settings
 
 
-CacheDep = Annotated[CatalogCache, Depends(_cache)]
-LayoutsDep = Annotated[SeatMapLayouts, Depends(_layouts)]
-StatusesDep = Annotated[SeatStatusReader, Depends(_statuses)]
+CacheDep = Annotated[CatalogCache, Depends(CATALOG_CACHE)]
+LayoutsDep = Annotated[SeatMapLayouts, Depends(SEAT_MAP_LAYOUTS)]
+StatusesDep = Annotated[SeatStatusReader, Depends(SEAT_STATUSES)]
 SettingsDep = Annotated[MovieSettings, Depends(_settings)]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip")]
