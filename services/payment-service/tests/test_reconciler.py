@@ -116,7 +116,10 @@ async def test_a_charged_payment_left_pending_succeeds_and_its_key_replays_the_a
     harness: Harness,
 ) -> None:
     stranded = await strand(harness, charged=True)
-    assert await reconcile(harness) >= 1
+    # Not "this pass claimed it": the harness's own start-up pass, spawned as it starts, may get
+    # there first on a slow machine (CI did once). Either pass is the same code; the outcome is
+    # what is under test.
+    await reconcile(harness)
     [payment] = await harness.payments_of(stranded.booking_id)
     assert payment.status == "succeeded" and payment.provider_charge_id is not None
     [event] = await harness.outbox_events("payment.completed", stranded.booking_id)
