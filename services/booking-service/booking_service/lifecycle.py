@@ -26,7 +26,7 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking_service import events, repository
+from booking_service import events, repository, tickets
 from booking_service.holds import SeatHolds
 from booking_service.metrics import BOOKINGS, SEAT_HOLDS
 from booking_service.models import Booking
@@ -79,7 +79,8 @@ async def confirm_booking(
     live = repository.hold_is_live()
     booking = await _move(session, booking_id, PENDING, CONFIRMED, only_if=live, payment_id=payment_id)
     if booking is not None:
-        await events.publish_booking_confirmed(session, booking)
+        issued = await tickets.issue_tickets(session, booking)
+        await events.publish_booking_confirmed(session, booking, issued)
         return
     current = await repository.get_booking(session, booking_id)
     if current is None:
@@ -136,18 +137,21 @@ async def cancel_booking(
     session: AsyncSession, holds: SeatHolds, booking: Booking, cutoff: timedelta
 ) -> Booking:
     """The user cancels: pending seats return at once; a confirmed booking is refunded if the
-    showtime starts more than ``cutoff`` from now (409 ``cancellation_closed`` after that).
+    showtime starts more than ``cutoff`` from now (409 ``cancellation_closed`` after that) and
+    none of its tickets has been admitted (409 ``tickets_admitted``), its tickets void.
     Idempotent: cancelling a cancelled booking answers it unchanged."""
     reason = "user_cancelled"
     if moved := await _move(session, booking.id, PENDING, CANCELLED, cancel_reason=reason):
         return await _user_cancelled(session, holds, moved, refund_required=False)
-    in_time = repository.starts_after(cutoff)
+    in_time = repository.starts_after(cutoff) & repository.no_ticket_admitted()
     if moved := await _move(session, booking.id, CONFIRMED, CANCELLED, only_if=in_time, cancel_reason=reason):
         return await _user_cancelled(session, holds, moved, refund_required=True)
     current = await repository.get_booking(session, booking.id)
     if current is not None and current.status == CANCELLED:
         return current
     if current is not None and current.status == CONFIRMED:
+        if await repository.any_ticket_admitted(session, booking.id):
+            raise Conflict("A ticket of this booking has been admitted", code="tickets_admitted")
         minutes = int(cutoff.total_seconds() // 60)
         message = f"Bookings can be cancelled until {minutes} minutes before the showtime starts"
         raise Conflict(message, code="cancellation_closed")
