@@ -21,12 +21,14 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    all_,
     and_,
     bindparam,
     case,
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -184,13 +186,16 @@ def starts_after(margin: timedelta) -> ColumnElement[bool]:
 def no_ticket_admitted() -> ColumnElement[bool]:
     """None of the booking's tickets has been admitted.
 
-    The tickets are read ``FOR UPDATE``: an admission that committed after the statement began
-    is seen (a plain subquery would read the statement's snapshot and miss it), and one that
-    comes later waits for this transaction and then finds the tickets void.
+    Every ticket of the booking is locked (``'admitted' <> ALL (ARRAY(SELECT status ... FOR
+    UPDATE))``): an admission that committed after the statement began is seen, since a locked
+    row is read in its latest version (a plain subquery reads the statement's snapshot and
+    misses it), and one that comes later waits for this transaction and then finds the tickets
+    void. Not ``NOT EXISTS (... FOR UPDATE ... status = 'admitted')``: PostgreSQL would filter
+    on the snapshot's status before locking, and lock nothing.
     """
-    tickets = select(_tickets.c.status).where(_tickets.c.booking_id == _bookings.c.id).correlate(_bookings)
-    locked = tickets.with_for_update().subquery("locked_tickets")
-    return ~exists().where(locked.c.status == "admitted")
+    statuses = select(_tickets.c.status).where(_tickets.c.booking_id == _bookings.c.id)
+    locked = statuses.correlate(_bookings).with_for_update().scalar_subquery()
+    return literal("admitted") != all_(func.array(locked))  # renders ARRAY((SELECT ...))
 
 
 async def move_booking(
