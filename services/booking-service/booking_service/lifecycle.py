@@ -8,7 +8,8 @@
        │ └──payment.failed, the last decline allowed──> failed
 
 Each move is one guarded SQL update (``WHERE status = <expected>``, plus the hold
-or cut-off condition) and writes its event to the outbox in the same transaction,
+or cut-off condition; a booking that ends voids its valid tickets in the same statement)
+and writes its event to the outbox in the same transaction,
 so a duplicate, late or out-of-order event can never move a booking backwards.
 
 A booking ends once, with one event. A payment that lands on a booking that is no
@@ -40,7 +41,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (PENDING, EXPIRED): "the hold time passed (expiry sweeper, or a payment that lands too late)",
     (PENDING, CANCELLED): "the user cancels, or payment.refunded",
     (PENDING, FAILED): "payment.failed that was the last decline allowed",
-    (CONFIRMED, CANCELLED): "the user cancels before the cut-off (refunded), or payment.refunded",
+    (CONFIRMED, CANCELLED): "the user cancels before the cut-off and any admission (refunded), "
+    "or payment.refunded; its valid tickets void",
 }
 
 
