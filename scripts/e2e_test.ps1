@@ -4,18 +4,27 @@
 #   health of all five -> register -> login -> browse movies -> pick a future showtime
 #   -> book two available seats -> a declined card (402, still payable) -> pay with another
 #   (test card 4242 4242 4242 4242) -> booking confirmed,
-#   tickets notification recorded, mail delivered -> list bookings -> cancel -> refund
-#   (payment refunded, booking cancelled) -> the two seats are available again.
+#   tickets notification recorded, mail delivered -> list bookings -> two tickets with QR codes
+#   -> the admin makes a staff user -> a scan before the doors open is refused (too_early)
+#   -> cancel -> refund (payment refunded, booking cancelled) -> the two seats are available
+#   again -> the cancelled booking's ticket is void at the door -> at the door: the admin
+#   schedules a showtime 45 minutes away (a new 4-seat hall "E2E door ..."), a seat is booked
+#   and paid, staff admit its ticket, a second scan is refused (already_admitted), and the
+#   booking can no longer be cancelled (tickets_admitted).
 #
 # One PASS/FAIL line per step and a summary; exit 1 on any failure. After a failed step the
 # remaining steps are reported as SKIP. Every wait polls with a deadline.
 #
 #   .\scripts\e2e_test.ps1 [-BaseUrl http://localhost] [-MailDir var\local\mail] [-WaitSeconds 45]
-#   (or the environment variables BASE_URL, MAIL_DIR, E2E_WAIT)
+#   (or the environment variables BASE_URL, MAIL_DIR, E2E_WAIT); the bootstrap admin (grants the
+#   staff role, schedules the door showtime): -AdminUsername / ADMIN_USERNAME [admin],
+#   -AdminPassword / ADMIN_PASSWORD [AdminDevPass123!] (auth-service's ADMIN_PASSWORD)
 param(
     [string]$BaseUrl = $(if ($env:BASE_URL) { $env:BASE_URL } else { "http://localhost" }),
     [string]$MailDir = $(if ($env:MAIL_DIR) { $env:MAIL_DIR } else { "var/local/mail" }),
-    [int]$WaitSeconds = $(if ($env:E2E_WAIT) { [int]$env:E2E_WAIT } else { 45 })
+    [int]$WaitSeconds = $(if ($env:E2E_WAIT) { [int]$env:E2E_WAIT } else { 45 }),
+    [string]$AdminUsername = $(if ($env:ADMIN_USERNAME) { $env:ADMIN_USERNAME } else { "admin" }),
+    [string]$AdminPassword = $(if ($env:ADMIN_PASSWORD) { $env:ADMIN_PASSWORD } else { "AdminDevPass123!" })
 )
 
 $ErrorActionPreference = "Stop"
@@ -26,17 +35,22 @@ $Email = "$Username@example.com"
 $Password = "E2e-Flow-Pass-$(Get-Random -Maximum 100000)-42"
 $Card = "4242424242424242"
 $DeclinedCard = "4000000000000002"
-$State = @{ Token = $null; ShowtimeId = $null; Seats = @(); BookingId = $null; PaymentId = $null }
+$State = @{
+    Token = $null; ShowtimeId = $null; Seats = @(); BookingId = $null; PaymentId = $null
+    TicketCode = $null; AdminToken = $null; StaffToken = $null; DoorShowtime = $null; DoorBooking = $null; DoorCode = $null
+}
 $Counts = @{ Passed = 0; Failed = 0; Skipped = 0 }
 $script:Broken = $false
 
 # --- helpers ---------------------------------------------------------------------------------
 
 function Invoke-Api {
-    # Returns @{ Status = <int>; Body = <object or $null> }; never throws on an HTTP error status.
-    param([string]$Method, [string]$Path, $Json = $null, $Form = $null, [hashtable]$Headers = @{})
+    # Returns @{ Status = <int>; Body = <object or $null>; Type = <content type> }; never throws on
+    # an HTTP error status. -Token: another caller's token (default: the user's).
+    param([string]$Method, [string]$Path, $Json = $null, $Form = $null, [hashtable]$Headers = @{}, [string]$Token = $State.Token)
+    $type = ""
     $headers = @{} + $Headers
-    if ($State.Token) { $headers["Authorization"] = "Bearer $($State.Token)" }
+    if ($Token) { $headers["Authorization"] = "Bearer $Token" }
     $request = @{ Method = $Method; Uri = "$BaseUrl$Path"; Headers = $headers; TimeoutSec = 10; UseBasicParsing = $true }
     if ($null -ne $Json) { $request.Body = ($Json | ConvertTo-Json -Depth 5 -Compress); $request.ContentType = "application/json" }
     if ($null -ne $Form) { $request.Body = $Form; $request.ContentType = "application/x-www-form-urlencoded" }
@@ -44,6 +58,7 @@ function Invoke-Api {
         $response = Invoke-WebRequest @request
         $status = [int]$response.StatusCode
         $content = $response.Content
+        $type = "$($response.Headers['Content-Type'])"
     } catch {
         if ($null -eq $_.Exception.Response) { return @{ Status = 0; Body = $null; Text = $_.Exception.Message } }
         $status = [int]$_.Exception.Response.StatusCode
@@ -51,7 +66,7 @@ function Invoke-Api {
     }
     $body = $null
     if ($content) { try { $body = $content | ConvertFrom-Json } catch { $body = $null } }
-    return @{ Status = $status; Body = $body; Text = "$content" }
+    return @{ Status = $status; Body = $body; Text = "$content"; Type = $type }
 }
 
 function Assert-Status {
@@ -106,6 +121,26 @@ function ConvertTo-Instant {
 
 function Get-BookingStatus {
     (Invoke-Api GET "/api/bookings/bookings/$($State.BookingId)").Body.status
+}
+
+function Get-Token {
+    param([string]$User, [string]$Secret)
+    $response = Invoke-Api POST "/api/auth/token" -Form @{ username = $User; password = $Secret } -Token ""
+    Assert-Status $response 200
+    return $response.Body.access_token
+}
+
+function Invoke-Scan {
+    # Staff post a ticket code to the check-in.
+    param([string]$Code)
+    Invoke-Api POST "/api/bookings/checkin" -Json @{ code = $Code } -Token $State.StaffToken
+}
+
+function Assert-Refused {
+    param($Response, [string]$Code)
+    Assert-Status $Response 409
+    if ($Response.Body.error.code -ne $Code) { throw "expected $Code, got $($Response.Text)" }
+    Write-Output "      409 ${Code}: $($Response.Body.error.message)"
 }
 
 function Get-SeatMap {
@@ -222,6 +257,32 @@ Invoke-Step "booking listed under my bookings" {
     if (-not ($response.Body.items | Where-Object { $_.id -eq $State.BookingId })) { throw "not listed" }
 }
 
+Invoke-Step "two tickets, each with its QR code" {
+    $response = Invoke-Api GET "/api/bookings/bookings/$($State.BookingId)/tickets"
+    Assert-Status $response 200
+    $tickets = @($response.Body)
+    if ($tickets.Count -ne 2 -or ($tickets | Where-Object { $_.status -ne "valid" })) { throw "tickets: $($response.Text)" }
+    $State.TicketCode = $tickets[0].code
+    $qr = Invoke-Api GET $tickets[0].qr_url
+    Assert-Status $qr 200
+    if ($qr.Type -notlike "image/svg+xml*") { throw "the QR code is $($qr.Type)" }
+    Write-Output "      tickets $(($tickets | ForEach-Object { $_.seat }) -join ','), QR at $($tickets[0].qr_url)"
+}
+
+Invoke-Step "the admin makes a staff user ($AdminUsername grants the role)" {
+    $State.AdminToken = Get-Token $AdminUsername $AdminPassword
+    $staffName = "${Username}s"
+    $created = Invoke-Api POST "/api/auth/register" -Token "" -Json @{ email = "$staffName@example.com"; username = $staffName; password = $Password }
+    Assert-Status $created 201
+    $granted = Invoke-Api POST "/api/auth/users/$($created.Body.id)/roles" -Json @{ role = "staff" } -Token $State.AdminToken
+    Assert-Status $granted 200
+    if (@($granted.Body.roles) -notcontains "staff") { throw "roles: $($granted.Text)" }
+    $State.StaffToken = Get-Token $staffName $Password  # the token issued after the grant carries the role
+    Write-Output "      staff user $staffName"
+}
+
+Invoke-Step "a scan before the doors open: 409 too_early" { Assert-Refused (Invoke-Scan $State.TicketCode) "too_early" }
+
 Invoke-Step "cancel the booking" {
     $response = Invoke-Api POST "/api/bookings/bookings/$($State.BookingId)/cancel"
     Assert-Status $response 200
@@ -238,6 +299,54 @@ Invoke-Step "the two seats are available again" {
         $mine = (Get-SeatMap).seats | Where-Object { $State.Seats -contains $_.seat_id }
         -not ($mine | Where-Object { $_.status -ne "available" })
     } "seats $($State.Seats -join ',') available"
+}
+
+Invoke-Step "the cancelled booking's ticket at the door: 409 ticket_void" {
+    Assert-Refused (Invoke-Scan $State.TicketCode) "ticket_void"
+}
+
+Invoke-Step "the admin schedules a showtime 45 minutes away (doors open)" {
+    # Doors open 60 minutes before the start, cancellations close 30 before.
+    $theater = (Invoke-Api GET "/api/movies/theaters?limit=1").Body.items[0].id
+    $movie = (Invoke-Api GET "/api/movies/movies?limit=1").Body.items[0].id
+    $hall = Invoke-Api POST "/api/movies/auditoriums" -Token $State.AdminToken -Json @{
+        theater_id = $theater; name = "E2E door $RunId"; layout = @{ rows = @(@{ seats = 4 }) }
+    }
+    Assert-Status $hall 201
+    $starts = [DateTimeOffset]::UtcNow.AddMinutes(45).ToString("o")
+    $showtime = Invoke-Api POST "/api/movies/showtimes" -Token $State.AdminToken -Json @{
+        movie_id = $movie; auditorium_id = $hall.Body.id; starts_at = $starts; currency = "VND"; prices = @{ standard = 90000 }
+    }
+    Assert-Status $showtime 201
+    $State.DoorShowtime = $showtime.Body.id
+    Write-Output "      showtime $($State.DoorShowtime) at $starts"
+}
+
+Invoke-Step "book and pay a seat of it, tickets issued" {
+    $booking = Invoke-Api POST "/api/bookings/book" -Json @{ showtime_id = $State.DoorShowtime; seat_ids = @("A1") }
+    Assert-Status $booking 201
+    $State.DoorBooking = $booking.Body.id
+    $paid = Invoke-Api POST "/api/payments/process" -Headers @{ "Idempotency-Key" = "e2e-door-$RunId" } -Json @{
+        booking_id = $State.DoorBooking; payment_method = "credit_card"; card_number = $Card
+    }
+    Assert-Status $paid 201
+    Wait-Until { (Invoke-Api GET "/api/bookings/bookings/$($State.DoorBooking)").Body.status -eq "confirmed" } "door booking confirmed"
+    $tickets = Invoke-Api GET "/api/bookings/bookings/$($State.DoorBooking)/tickets"
+    Assert-Status $tickets 200
+    $State.DoorCode = @($tickets.Body)[0].code
+}
+
+Invoke-Step "staff admit the ticket" {
+    $response = Invoke-Scan $State.DoorCode
+    Assert-Status $response 200
+    if (-not $response.Body.admitted) { throw "not admitted: $($response.Text)" }
+    Write-Output "      admitted: seat $($response.Body.seat), $($response.Body.movie_title), $($response.Body.auditorium)"
+}
+
+Invoke-Step "a second scan of it: 409 already_admitted" { Assert-Refused (Invoke-Scan $State.DoorCode) "already_admitted" }
+
+Invoke-Step "the admitted booking cannot be cancelled: 409 tickets_admitted" {
+    Assert-Refused (Invoke-Api POST "/api/bookings/bookings/$($State.DoorBooking)/cancel") "tickets_admitted"
 }
 
 Write-Output ""

@@ -5,8 +5,13 @@
 #   health of all five -> register -> login -> browse movies -> pick a future showtime
 #   -> book two available seats -> a declined card (402, still payable) -> pay with another
 #   (test card 4242 4242 4242 4242) -> booking confirmed,
-#   tickets notification recorded, mail delivered -> list bookings -> cancel -> refund
-#   (payment refunded, booking cancelled) -> the two seats are available again.
+#   tickets notification recorded, mail delivered -> list bookings -> two tickets with QR codes
+#   -> the admin makes a staff user -> a scan before the doors open is refused (too_early)
+#   -> cancel -> refund (payment refunded, booking cancelled) -> the two seats are available
+#   again -> the cancelled booking's ticket is void at the door -> at the door: the admin
+#   schedules a showtime 45 minutes away (a new 4-seat hall "E2E door ..."), a seat is booked
+#   and paid, staff admit its ticket, a second scan is refused (already_admitted), and the
+#   booking can no longer be cancelled (tickets_admitted).
 #
 # One PASS/FAIL line per step and a summary; exit 1 on any failure. After a failed step the
 # steps that need its result are reported as SKIP. Every wait polls with a deadline.
@@ -16,6 +21,8 @@
 #                                      (with docker compose: leave unset or point at a mounted folder;
 #                                      the mail step then fails if no .eml arrives)
 #   E2E_WAIT      [45]                 seconds each asynchronous step may take
+#   ADMIN_USERNAME [admin]             the bootstrap admin (grants the staff role, schedules
+#   ADMIN_PASSWORD [AdminDevPass123!]  the door showtime): auth-service's ADMIN_PASSWORD
 #
 # Needs bash, curl and python3 (used only to read JSON).
 set -uo pipefail
@@ -24,6 +31,8 @@ BASE_URL="${BASE_URL:-http://localhost}"
 BASE_URL="${BASE_URL%/}"
 MAIL_DIR="${MAIL_DIR:-var/local/mail}"
 E2E_WAIT="${E2E_WAIT:-45}"
+ADMIN_USERNAME="${ADMIN_USERNAME:-admin}"
+ADMIN_PASSWORD="${ADMIN_PASSWORD:-AdminDevPass123!}"
 CARD="4242424242424242"
 DECLINED_CARD="4000000000000002"
 PASSWORD="E2e-Flow-Pass-$RANDOM-42"
@@ -34,6 +43,7 @@ EMAIL="${USERNAME}@example.com"
 PASSED=0 FAILED=0 SKIPPED=0 BROKEN=0
 STATUS="" BODY=""
 TOKEN="" SHOWTIME_ID="" SEATS_JSON="" BOOKING_ID="" PAYMENT_ID=""
+TICKET_CODE="" STAFF_TOKEN="" ADMIN_TOKEN="" DOOR_SHOWTIME="" DOOR_BOOKING="" DOOR_CODE=""
 BODY_FILE="$(mktemp)"
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -111,6 +121,8 @@ recall() { cat "$STATE_DIR/$1" 2>/dev/null; }
 load_state() {
   TOKEN="$(recall token)" SHOWTIME_ID="$(recall showtime)" SEATS_JSON="$(recall seats)"
   BOOKING_ID="$(recall booking)" PAYMENT_ID="$(recall payment)"
+  TICKET_CODE="$(recall ticket)" STAFF_TOKEN="$(recall staff_token)" ADMIN_TOKEN="$(recall admin_token)"
+  DOOR_SHOWTIME="$(recall door_showtime)" DOOR_BOOKING="$(recall door_booking)" DOOR_CODE="$(recall door_code)"
 }
 
 # --- steps -----------------------------------------------------------------------------------
@@ -242,6 +254,107 @@ list_bookings() {
   expect_status 200 && [[ "$(json "any(b['id'] == '$BOOKING_ID' for b in d['items'])")" == True ]]
 }
 
+tickets_with_qr_codes() {
+  # One valid ticket per seat; its QR code is an SVG for the owner.
+  api GET "/api/bookings/bookings/$BOOKING_ID/tickets"
+  expect_status 200 || return 1
+  [[ "$(json '[t["status"] for t in d]')" == '["valid", "valid"]' ]] || { echo "      $BODY"; return 1; }
+  remember ticket "$(json 'd[0]["code"]')"
+  local qr_url
+  qr_url="$(json 'd[0]["qr_url"]')"
+  echo "      tickets $(json '[t["seat"] for t in d]'), QR at $qr_url"
+  api GET "$qr_url"
+  expect_status 200 && [[ "${BODY:0:4}" == "<svg" ]]
+}
+
+log_in_as() {
+  # log_in_as USERNAME PASSWORD: prints the access token.
+  TOKEN=""
+  api POST /api/auth/token --data-urlencode "username=$1" --data-urlencode "password=$2"
+  [[ "$STATUS" == 200 ]] && json 'd["access_token"]'
+}
+
+make_staff() {
+  # The admin grants the staff role to a new user; the user's next token carries it.
+  local admin_token staff_name="${USERNAME}s" staff_id staff_token
+  admin_token="$(log_in_as "$ADMIN_USERNAME" "$ADMIN_PASSWORD")" || { echo "      admin login: HTTP $STATUS (ADMIN_PASSWORD?)"; return 1; }
+  remember admin_token "$admin_token"
+  TOKEN=""
+  api_json POST /api/auth/register "{\"email\":\"$staff_name@example.com\",\"username\":\"$staff_name\",\"password\":\"$PASSWORD\"}"
+  expect_status 201 || return 1
+  staff_id="$(json 'd["id"]')"
+  TOKEN="$admin_token"
+  api_json POST "/api/auth/users/$staff_id/roles" '{"role":"staff"}'
+  expect_status 200 && [[ "$(json '"staff" in d["roles"]')" == True ]] || return 1
+  staff_token="$(log_in_as "$staff_name" "$PASSWORD")" || { echo "      staff login: HTTP $STATUS"; return 1; }
+  remember staff_token "$staff_token"
+  echo "      staff user $staff_name"
+}
+
+scan() {
+  # scan CODE: staff post the code to the check-in; sets STATUS and BODY.
+  TOKEN="$STAFF_TOKEN"
+  api_json POST /api/bookings/checkin "{\"code\":\"$1\"}"
+}
+
+refused_as() {
+  # refused_as CODE: the last answer was a 409 with this error code.
+  expect_status 409 && [[ "$(json 'd["error"]["code"]')" == "$1" ]] || { echo "      $BODY"; return 1; }
+  echo "      409 $1: $(json 'd["error"]["message"]')"
+}
+
+scan_too_early() { scan "$TICKET_CODE"; refused_as too_early; }
+scan_void() { scan "$TICKET_CODE"; refused_as ticket_void; }
+
+schedule_door_showtime() {
+  # A showtime 45 minutes away (doors open 60 minutes before, cancellations close 30 before)
+  # in a new 4-seat hall of the first theater.
+  TOKEN="$ADMIN_TOKEN"
+  local theater movie hall starts
+  api GET "/api/movies/theaters?limit=1"
+  theater="$(json 'd["items"][0]["id"]')"
+  api GET "/api/movies/movies?limit=1"
+  movie="$(json 'd["items"][0]["id"]')"
+  api_json POST /api/movies/auditoriums "{\"theater_id\":\"$theater\",\"name\":\"E2E door $RUN_ID\",\"layout\":{\"rows\":[{\"seats\":4}]}}"
+  expect_status 201 || return 1
+  hall="$(json 'd["id"]')"
+  starts="$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) + d.timedelta(minutes=45)).isoformat())')"
+  api_json POST /api/movies/showtimes "{\"movie_id\":\"$movie\",\"auditorium_id\":\"$hall\",\"starts_at\":\"$starts\",\"currency\":\"VND\",\"prices\":{\"standard\":90000}}"
+  expect_status 201 || return 1
+  remember door_showtime "$(json 'd["id"]')"
+  echo "      showtime $(json 'd["id"]') at $starts"
+}
+
+book_and_pay_at_the_door() {
+  api_json POST /api/bookings/book "{\"showtime_id\":\"$DOOR_SHOWTIME\",\"seat_ids\":[\"A1\"]}"
+  expect_status 201 || return 1
+  local booking
+  booking="$(json 'd["id"]')"
+  remember door_booking "$booking"
+  api_json POST /api/payments/process \
+    "{\"booking_id\":\"$booking\",\"payment_method\":\"credit_card\",\"card_number\":\"$CARD\"}" \
+    -H "Idempotency-Key: e2e-door-$RUN_ID"
+  expect_status 201 || return 1
+  BOOKING_ID="$booking"
+  poll "$E2E_WAIT" booking_confirmed || { echo "      last: HTTP $STATUS ${BODY:0:300}"; return 1; }
+  api GET "/api/bookings/bookings/$booking/tickets"
+  expect_status 200 || return 1
+  remember door_code "$(json 'd[0]["code"]')"
+}
+
+admit_at_the_door() {
+  scan "$DOOR_CODE"
+  expect_status 200 && [[ "$(json 'd["admitted"]')" == True ]] || { echo "      $BODY"; return 1; }
+  echo "      admitted: seat $(json 'd["seat"]'), $(json 'd["movie_title"]'), $(json 'd["auditorium"]')"
+}
+
+second_scan_refused() { scan "$DOOR_CODE"; refused_as already_admitted; }
+
+admitted_booking_not_cancellable() {
+  api POST "/api/bookings/bookings/$DOOR_BOOKING/cancel"
+  refused_as tickets_admitted
+}
+
 cancel_booking() {
   api POST "/api/bookings/bookings/$BOOKING_ID/cancel"
   expect_status 200 && [[ "$(json 'd["status"]')" == cancelled ]]
@@ -284,9 +397,18 @@ step "booking confirmed" wait_confirmed
 step "tickets notification recorded as sent" wait_notification
 step "tickets mail delivered to $EMAIL" wait_mail
 step "booking listed under my bookings" list_bookings
+step "two tickets, each with its QR code" tickets_with_qr_codes
+step "the admin makes a staff user ($ADMIN_USERNAME grants the role)" make_staff
+step "a scan before the doors open: 409 too_early" scan_too_early
 step "cancel the booking" cancel_booking
 step "refund: payment refunded, booking cancelled" wait_refund
 step "the two seats are available again" wait_seats_free
+step "the cancelled booking's ticket at the door: 409 ticket_void" scan_void
+step "the admin schedules a showtime 45 minutes away (doors open)" schedule_door_showtime
+step "book and pay a seat of it, tickets issued" book_and_pay_at_the_door
+step "staff admit the ticket" admit_at_the_door
+step "a second scan of it: 409 already_admitted" second_scan_refused
+step "the admitted booking cannot be cancelled: 409 tickets_admitted" admitted_booking_not_cancellable
 
 echo
 echo "summary: $PASSED passed, $FAILED failed, $SKIPPED skipped"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +43,23 @@ async def add_user(session: AsyncSession, user: User) -> User:
     session.add(user)
     await session.flush()
     return user
+
+
+async def grant_role(session: AsyncSession, user_id: uuid.UUID, role: str) -> User | None:
+    """Give ``role`` to the user (once, however often and concurrently asked); None when unknown."""
+    roles = func.array_append(func.array_remove(User.roles, role), role)
+    return await _set_roles(session, user_id, roles)
+
+
+async def revoke_role(session: AsyncSession, user_id: uuid.UUID, role: str) -> User | None:
+    """Take ``role`` from the user (idempotent); None when the user is unknown."""
+    return await _set_roles(session, user_id, func.array_remove(User.roles, role))
+
+
+async def _set_roles(session: AsyncSession, user_id: uuid.UUID, roles: Any) -> User | None:
+    stmt = update(User).where(User.id == user_id).values(roles=roles).returning(User)
+    result = await session.execute(stmt.execution_options(populate_existing=True))
+    return result.scalars().first()
 
 
 async def add_refresh_token(

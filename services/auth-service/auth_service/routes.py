@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -11,8 +12,10 @@ from auth_service import repository, service
 from auth_service.config import AuthSettings
 from auth_service.passwords import PASSWORDS, PasswordService
 from auth_service.schemas import (
+    GrantableRole,
     RefreshRequest,
     RegisterRequest,
+    RoleGrant,
     TokenResponse,
     UserOut,
     VerifyResponse,
@@ -21,7 +24,7 @@ from auth_service.throttle import LoginThrottle
 from servicekit.app import RuntimeDep
 from servicekit.db import SessionDep
 from servicekit.errors import NotFound, error_responses
-from servicekit.security import CurrentUser
+from servicekit.security import AdminUser, CurrentUser
 
 router = APIRouter(tags=["auth"])
 
@@ -95,3 +98,19 @@ async def logout(body: RefreshRequest, session: SessionDep) -> Response:
     """Revoke a refresh token (idempotent)."""
     await service.logout(session, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/users/{user_id}/roles", response_model=UserOut, responses=error_responses(401, 403, 404, 422))
+async def grant_role(user_id: uuid.UUID, body: RoleGrant, admin: AdminUser, session: SessionDep) -> UserOut:
+    """Give a user a role (admin only; idempotent). Its tokens carry it from the next one issued."""
+    return UserOut.model_validate(await service.change_role(session, admin, user_id, body.role, True))
+
+
+@router.delete(
+    "/users/{user_id}/roles/{role}", response_model=UserOut, responses=error_responses(401, 403, 404, 422)
+)
+async def revoke_role(
+    user_id: uuid.UUID, role: GrantableRole, admin: AdminUser, session: SessionDep
+) -> UserOut:
+    """Take a role from a user (admin only; idempotent). A token already issued keeps it until it expires."""
+    return UserOut.model_validate(await service.change_role(session, admin, user_id, role, False))

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
 from auth_service.passwords import password_problem, personal_password_problem
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
+# The roles an admin grants and revokes through the API (``user`` is everyone's, ``admin`` the
+# bootstrap admin's): anything else is a 422.
+GrantableRole = Literal["staff"]
 
 
 class RegisterRequest(BaseModel):
@@ -78,3 +82,11 @@ class VerifyResponse(BaseModel):
     username: str
     email: str
     roles: list[str]
+
+
+class RoleGrant(BaseModel):
+    """A role to give a user."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "staff"}]})
+
+    role: GrantableRole = Field(description="`staff`: may check tickets in at the door")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +17,8 @@ from auth_service.passwords import PasswordService
 from auth_service.schemas import RegisterRequest, TokenResponse
 from auth_service.throttle import LoginThrottle, login_subject
 from auth_service.tokens import create_access_token, digest, new_refresh_token
-from servicekit.errors import Conflict, Unauthorized
+from servicekit.errors import Conflict, NotFound, Unauthorized
+from servicekit.security import Principal
 
 logger = logging.getLogger("auth_service")
 INVALID_CREDENTIALS = "Incorrect username or password"
@@ -121,3 +123,17 @@ async def ensure_admin(session: AsyncSession, settings: AuthSettings, passwords:
     except IntegrityError:
         return  # another replica created it first
     logger.info("bootstrap admin account created", extra={"admin_username": settings.admin_username})
+
+
+async def change_role(
+    session: AsyncSession, admin: Principal, user_id: uuid.UUID, role: str, granted: bool
+) -> User:
+    """Grant (``granted``) or revoke a role; idempotent, 404 for an unknown user. The user's
+    tokens carry the change from the next one issued (login or refresh), not before."""
+    change = repository.grant_role if granted else repository.revoke_role
+    user = await change(session, user_id, role)
+    if user is None:
+        raise NotFound("User not found", code="user_not_found")
+    action = "granted" if granted else "revoked"
+    logger.info("role %s", action, extra={"role": role, "user_id": str(user_id), "by": str(admin.user_id)})
+    return user

@@ -46,8 +46,11 @@ class ShowtimeInfo(BaseModel):
 
     showtime_id: uuid.UUID
     movie_title: str
+    theater_id: uuid.UUID
     theater_name: str
-    # The theater's IANA zone; None in an answer cached before movie sent it.
+    # The theater's address ("" when it has none) and IANA zone; None in an answer cached
+    # before movie sent them.
+    theater_address: str | None = None
     time_zone: str | None = None
     auditorium_name: str
     starts_at: datetime

@@ -21,6 +21,8 @@ class BookingSettings(ServiceSettings):
     # A confirmed booking can be cancelled (and is refunded) until this long before the start;
     # after that only an admin's refund at payment-service cancels it.
     cancellation_cutoff_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60)
+    # Staff admit a ticket from this long before its showtime starts (409 too_early before).
+    doors_open_minutes_before_start: int = Field(default=60, ge=0, le=24 * 60)
     max_seats_per_booking: int = Field(default=10, ge=1)
     max_pending_bookings_per_user: int = Field(default=5, ge=1)
     showtime_cache_seconds: float = Field(default=120.0, ge=0, description="Showtime look-ups in Redis")

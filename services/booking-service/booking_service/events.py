@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +17,26 @@ PRODUCER = "booking-service"
 # Why a booking was cancelled. ``payment_after_expiry`` is no longer sent (a late payment is
 # refunded by payment-service on its own), but consumers still accept it from older producers.
 CancelReason = Literal["user_cancelled", "payment_failed", "refund_requested", "refunded_by_admin"]
+
+
+@dataclass(frozen=True)
+class IssuedTicket:
+    code: str
+    seat: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What ``ticket.admitted`` says about an admission."""
+
+    booking_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+    showtime_id: uuid.UUID
+    seat_id: str
+    theater_id: uuid.UUID | None
+    admitted_at: datetime
+    admitted_by: uuid.UUID
 
 
 def _about(booking: Booking) -> dict[str, Any]:
@@ -39,18 +63,38 @@ def booking_created(booking: Booking) -> EventEnvelope:
     return new_event("booking.created", PRODUCER, data)
 
 
-async def publish_booking_confirmed(session: AsyncSession, booking: Booking) -> None:
+async def publish_booking_confirmed(
+    session: AsyncSession, booking: Booking, tickets: Sequence[IssuedTicket]
+) -> None:
+    """With the tickets just issued (their codes go into the tickets mail's QR codes)."""
     data = {
         **_about(booking),
         "movie_title": booking.movie_title,
         "theater_name": booking.theater_name,
+        "theater_address": booking.theater_address,
         "auditorium_name": booking.auditorium_name,
         "starts_at": booking.starts_at.isoformat(),
         "time_zone": booking.time_zone,
         **_money(booking),
         "payment_id": booking.payment_id,
+        "tickets": [{"code": t.code, "seat": t.seat} for t in tickets],
     }
     await _publish(session, "booking.confirmed", data)
+
+
+async def publish_ticket_admitted(session: AsyncSession, admitted: Admission) -> None:
+    """A ticket was admitted at the door (no code: it is spent, and events need not carry it)."""
+    data = {
+        "booking_id": str(admitted.booking_id),
+        "user_id": str(admitted.user_id),
+        "user_email": admitted.user_email,
+        "showtime_id": str(admitted.showtime_id),
+        "seat": admitted.seat_id,
+        "theater_id": str(admitted.theater_id) if admitted.theater_id else None,
+        "admitted_at": admitted.admitted_at.isoformat(),
+        "admitted_by": str(admitted.admitted_by),
+    }
+    await _publish(session, "ticket.admitted", data)
 
 
 async def publish_booking_cancelled(

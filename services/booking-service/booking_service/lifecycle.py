@@ -8,7 +8,8 @@
        │ └──payment.failed, the last decline allowed──> failed
 
 Each move is one guarded SQL update (``WHERE status = <expected>``, plus the hold
-or cut-off condition) and writes its event to the outbox in the same transaction,
+or cut-off condition; a booking that ends voids its valid tickets in the same statement)
+and writes its event to the outbox in the same transaction,
 so a duplicate, late or out-of-order event can never move a booking backwards.
 
 A booking ends once, with one event. A payment that lands on a booking that is no
@@ -26,7 +27,7 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking_service import events, repository
+from booking_service import events, repository, tickets
 from booking_service.holds import SeatHolds
 from booking_service.metrics import BOOKINGS, SEAT_HOLDS
 from booking_service.models import Booking
@@ -40,7 +41,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (PENDING, EXPIRED): "the hold time passed (expiry sweeper, or a payment that lands too late)",
     (PENDING, CANCELLED): "the user cancels, or payment.refunded",
     (PENDING, FAILED): "payment.failed that was the last decline allowed",
-    (CONFIRMED, CANCELLED): "the user cancels before the cut-off (refunded), or payment.refunded",
+    (CONFIRMED, CANCELLED): "the user cancels before the cut-off and any admission (refunded), "
+    "or payment.refunded; its valid tickets void",
 }
 
 
@@ -79,7 +81,8 @@ async def confirm_booking(
     live = repository.hold_is_live()
     booking = await _move(session, booking_id, PENDING, CONFIRMED, only_if=live, payment_id=payment_id)
     if booking is not None:
-        await events.publish_booking_confirmed(session, booking)
+        issued = await tickets.issue_tickets(session, booking)
+        await events.publish_booking_confirmed(session, booking, issued)
         return
     current = await repository.get_booking(session, booking_id)
     if current is None:
@@ -136,18 +139,21 @@ async def cancel_booking(
     session: AsyncSession, holds: SeatHolds, booking: Booking, cutoff: timedelta
 ) -> Booking:
     """The user cancels: pending seats return at once; a confirmed booking is refunded if the
-    showtime starts more than ``cutoff`` from now (409 ``cancellation_closed`` after that).
+    showtime starts more than ``cutoff`` from now (409 ``cancellation_closed`` after that) and
+    none of its tickets has been admitted (409 ``tickets_admitted``), its tickets void.
     Idempotent: cancelling a cancelled booking answers it unchanged."""
     reason = "user_cancelled"
     if moved := await _move(session, booking.id, PENDING, CANCELLED, cancel_reason=reason):
         return await _user_cancelled(session, holds, moved, refund_required=False)
-    in_time = repository.starts_after(cutoff)
+    in_time = repository.starts_after(cutoff) & repository.no_ticket_admitted()
     if moved := await _move(session, booking.id, CONFIRMED, CANCELLED, only_if=in_time, cancel_reason=reason):
         return await _user_cancelled(session, holds, moved, refund_required=True)
     current = await repository.get_booking(session, booking.id)
     if current is not None and current.status == CANCELLED:
         return current
     if current is not None and current.status == CONFIRMED:
+        if await repository.any_ticket_admitted(session, booking.id):
+            raise Conflict("A ticket of this booking has been admitted", code="tickets_admitted")
         minutes = int(cutoff.total_seconds() // 60)
         message = f"Bookings can be cancelled until {minutes} minutes before the showtime starts"
         raise Conflict(message, code="cancellation_closed")

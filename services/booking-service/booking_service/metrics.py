@@ -10,3 +10,9 @@ SEAT_HOLDS = Counter(
     ["outcome"],
 )
 BOOKINGS = Counter("bookings_total", "Booking transitions into a status", ["status"])
+TICKET_CHECKINS = Counter(
+    "ticket_checkins_total",
+    "Tickets scanned at the door by outcome "
+    "(admitted|already_admitted|ticket_void|ticket_expired|too_early|wrong_theater|unknown)",
+    ["outcome"],
+)

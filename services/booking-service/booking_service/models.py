@@ -2,7 +2,8 @@
 
 ``booking_seats.status`` mirrors its booking's status (both change in one
 statement), so the partial unique index over active rows is the last guard
-against double booking and the seat map needs no join.
+against double booking and the seat map needs no join. ``tickets`` are issued
+when a booking is confirmed, one per seat, and voided by the statement that ends it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, func, text
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -49,6 +61,12 @@ class Booking(Base):
     time_zone: Mapped[str | None] = mapped_column(String(64))
     auditorium_name: Mapped[str] = mapped_column(String(200), nullable=False)
     starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The showtime's theater, its address and its end: for the door (a scanner names its theater;
+    # a ticket expires when the showtime is over) and the tickets mail. None on bookings made
+    # before they were kept.
+    theater_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    theater_address: Mapped[str | None] = mapped_column(String(300))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     payment_id: Mapped[str | None] = mapped_column(String(64))
     cancel_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(
@@ -88,4 +106,41 @@ class BookingSeat(Base):
             unique=True,
             postgresql_where=ACTIVE_WHERE,
         ),
+    )
+
+
+TICKET_STATUSES = ("valid", "admitted", "void")
+
+
+class Ticket(Base):
+    """One seat of a confirmed booking, shown at the door as a QR code of ``code``.
+
+    ``valid`` -> ``admitted`` (once, by a guarded update) or ``void`` (its booking ended);
+    ``expired`` is never stored: a valid ticket of a showtime that is over reads expired.
+    """
+
+    __tablename__ = "tickets"
+
+    # secrets.token_urlsafe(16): 128 random bits, looked up here (SYSTEM_DESIGN 11).
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("booking.bookings.id", ondelete="CASCADE"), nullable=False
+    )
+    showtime_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    seat_id: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="valid")
+    admitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    admitted_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("status IN ('valid', 'admitted', 'void')", name="status"),
+        CheckConstraint(
+            "status <> 'admitted' OR (admitted_at IS NOT NULL AND admitted_by IS NOT NULL)",
+            name="admission_recorded",
+        ),
+        # One ticket per seat of a booking; also the index of a booking's tickets.
+        UniqueConstraint("booking_id", "seat_id"),
     )

@@ -3,7 +3,7 @@
 A status change is one guarded statement: ``UPDATE bookings ... WHERE status =
 <expected> RETURNING`` with the booking's seats moved in the same statement (a
 data-modifying CTE), so a seat leaves the active-seat index exactly when its
-booking leaves an active status.
+booking leaves an active status, and its valid tickets are voided when it ends.
 """
 
 from __future__ import annotations
@@ -17,30 +17,41 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     Integer,
+    Row,
     Select,
     String,
     Table,
+    all_,
+    and_,
     bindparam,
+    case,
+    exists,
     func,
+    insert,
+    literal,
+    or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
-from booking_service.models import Booking, BookingSeat
+from booking_service.models import Booking, BookingSeat, Ticket
 from servicekit.events import EventEnvelope, outbox_insert_per_row, outbox_row
 
 ACTIVE = ("pending", "confirmed")
 _bookings = cast(Table, Booking.__table__)
 _seats = cast(Table, BookingSeat.__table__)
+_tickets = cast(Table, Ticket.__table__)
 
 
 _BOOKING_COLUMNS = (
     "id, user_id, user_email, showtime_id, status, seats, total_amount, currency, hold_token, "
-    "expires_at, movie_title, theater_name, time_zone, auditorium_name, starts_at, created_at, updated_at"
+    "expires_at, movie_title, theater_name, time_zone, auditorium_name, starts_at, theater_id, "
+    "theater_address, ends_at, created_at, updated_at"
 )
 # One round trip: the user's pending count, the booking, its seats and its outbox event. The
 # count is read in the statement's snapshot, so two concurrent bookings of one user may both
@@ -52,7 +63,7 @@ _INSERT_BOOKING = text(
         INSERT INTO bookings ({_BOOKING_COLUMNS})
         SELECT :id, :user_id, :user_email, :showtime_id, 'pending', :seats, :total_amount, :currency,
                :hold_token, :expires_at, :movie_title, :theater_name, :time_zone, :auditorium_name,
-               :starts_at, :created_at, :created_at
+               :starts_at, :theater_id, :theater_address, :ends_at, :created_at, :created_at
         WHERE (SELECT count(*) FROM bookings
                WHERE user_id = :user_id AND status = 'pending' AND expires_at > now()) < :max_pending
         RETURNING id
@@ -66,7 +77,7 @@ _INSERT_BOOKING = text(
     SELECT count(*) FROM new_booking
     """
 ).bindparams(
-    *(bindparam(name, type_=UUID(as_uuid=True)) for name in ("id", "user_id", "showtime_id")),
+    *(bindparam(name, type_=UUID(as_uuid=True)) for name in ("id", "user_id", "showtime_id", "theater_id")),
     bindparam("seats", type_=ARRAY(String)),
     bindparam("tiers", type_=ARRAY(String)),
     bindparam("prices", type_=ARRAY(Integer)),
@@ -151,6 +162,14 @@ def _move(target_rows: Any, target: str, values: dict[str, Any]) -> Select[Booki
         .cte("moved_seats")
     )
     stmt = select(aliased(Booking, moved)).add_cte(seats)
+    if target not in ACTIVE:  # the booking ends: its tickets no longer admit anyone
+        voided = (
+            update(_tickets)
+            .where(_tickets.c.booking_id.in_(select(moved.c.id)), _tickets.c.status == "valid")
+            .values(status="void")
+            .cte("voided_tickets")
+        )
+        stmt = stmt.add_cte(voided)
     return stmt.execution_options(populate_existing=True)
 
 
@@ -162,6 +181,21 @@ def hold_is_live() -> ColumnElement[bool]:
 def starts_after(margin: timedelta) -> ColumnElement[bool]:
     """The booking's showtime starts more than ``margin`` from now."""
     return _bookings.c.starts_at > func.now() + margin
+
+
+def no_ticket_admitted() -> ColumnElement[bool]:
+    """None of the booking's tickets has been admitted.
+
+    Every ticket of the booking is locked (``'admitted' <> ALL (ARRAY(SELECT status ... FOR
+    UPDATE))``): an admission that committed after the statement began is seen, since a locked
+    row is read in its latest version (a plain subquery reads the statement's snapshot and
+    misses it), and one that comes later waits for this transaction and then finds the tickets
+    void. Not ``NOT EXISTS (... FOR UPDATE ... status = 'admitted')``: PostgreSQL would filter
+    on the snapshot's status before locking, and lock nothing.
+    """
+    statuses = select(_tickets.c.status).where(_tickets.c.booking_id == _bookings.c.id)
+    locked = statuses.correlate(_bookings).with_for_update().scalar_subquery()
+    return literal("admitted") != all_(func.array(locked))  # renders ARRAY((SELECT ...))
 
 
 async def move_booking(
@@ -191,3 +225,115 @@ async def expire_due_bookings(session: AsyncSession, limit: int) -> list[Booking
     )
     guard = _bookings.c.id.in_(select(due.c.id)) & (_bookings.c.status == "pending")
     return list((await session.execute(_move(guard, "expired", {}))).scalars())
+
+
+# Tickets. A booking made before booking kept its showtime's end counts as over this long
+# after its start.
+UNKNOWN_END_AFTER = timedelta(hours=3)
+
+
+def showtime_over() -> ColumnElement[bool]:
+    """The booking's showtime has ended (its tickets, never admitted, read ``expired``)."""
+    ends_at = func.coalesce(_bookings.c.ends_at, _bookings.c.starts_at + UNKNOWN_END_AFTER)
+    return ends_at <= func.now()
+
+
+def doors_open(before_start: timedelta) -> ColumnElement[bool]:
+    return _bookings.c.starts_at - before_start <= func.now()
+
+
+def at_theater(theater_id: uuid.UUID | None) -> ColumnElement[bool]:
+    """The booking is for ``theater_id`` (any theater when None; a booking that does not know
+    its theater, made before booking kept it, passes too)."""
+    if theater_id is None:
+        return true()
+    return or_(_bookings.c.theater_id.is_(None), _bookings.c.theater_id == theater_id)
+
+
+def _ticket_status() -> ColumnElement[str]:
+    expired = and_(_tickets.c.status == "valid", showtime_over())
+    return case((expired, "expired"), else_=_tickets.c.status).label("status")
+
+
+async def insert_tickets(session: AsyncSession, booking: Booking, codes: Sequence[str]) -> None:
+    """One valid ticket per seat of ``booking``, with the given codes (one statement)."""
+    rows = [
+        {"code": code, "booking_id": booking.id, "showtime_id": booking.showtime_id, "seat_id": seat}
+        for code, seat in zip(codes, booking.seats, strict=True)
+    ]
+    await session.execute(insert(_tickets), rows)
+
+
+async def tickets_of(session: AsyncSession, booking_id: uuid.UUID) -> list[Row[Any]]:
+    """(code, seat_id, status, admitted_at) of a booking's tickets in the order of its seats;
+    ``expired`` computed."""
+    stmt = (
+        select(_tickets.c.code, _tickets.c.seat_id, _ticket_status(), _tickets.c.admitted_at)
+        .join(_bookings, _bookings.c.id == _tickets.c.booking_id)
+        .where(_tickets.c.booking_id == booking_id)
+        .order_by(func.array_position(_bookings.c.seats, _tickets.c.seat_id))
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def ticket_holder(session: AsyncSession, code: str) -> uuid.UUID | None:
+    """The user whose booking the ticket belongs to; None for an unknown code."""
+    stmt = select(_bookings.c.user_id).join(_tickets, _tickets.c.booking_id == _bookings.c.id)
+    return (await session.execute(stmt.where(_tickets.c.code == code))).scalar_one_or_none()
+
+
+async def any_ticket_admitted(session: AsyncSession, booking_id: uuid.UUID) -> bool:
+    stmt = select(exists().where(_tickets.c.booking_id == booking_id, _tickets.c.status == "admitted"))
+    return bool((await session.execute(stmt)).scalar_one())
+
+
+_AT_THE_DOOR = (
+    _tickets.c.seat_id,
+    _tickets.c.admitted_at,
+    _bookings.c.id.label("booking_id"),
+    _bookings.c.user_id,
+    _bookings.c.user_email,
+    _bookings.c.showtime_id,
+    _bookings.c.theater_id,
+    _bookings.c.theater_name,
+    _bookings.c.time_zone,
+    _bookings.c.movie_title,
+    _bookings.c.auditorium_name,
+    _bookings.c.starts_at,
+)
+
+
+async def admit_ticket(
+    session: AsyncSession, code: str, staff_id: uuid.UUID, doors: timedelta, theater_id: uuid.UUID | None
+) -> Row[Any] | None:
+    """Admit a valid ticket whose doors are open, whose showtime is not over, at its theater:
+    one guarded update, so of two scanners at the same moment exactly one admits it. None when
+    the ticket is not admitted (``ticket_at_door`` tells why)."""
+    stmt = (
+        update(_tickets)
+        .where(_tickets.c.code == code, _tickets.c.status == "valid")
+        .where(_tickets.c.booking_id == _bookings.c.id)
+        .where(doors_open(doors), ~showtime_over(), at_theater(theater_id))
+        .values(status="admitted", admitted_at=func.now(), admitted_by=staff_id)
+        .returning(*_AT_THE_DOOR)
+    )
+    return (await session.execute(stmt)).first()
+
+
+async def ticket_at_door(
+    session: AsyncSession, code: str, doors: timedelta, theater_id: uuid.UUID | None
+) -> Row[Any] | None:
+    """The ticket with what the door checks (its stored status, ``over``, ``doors_open``,
+    ``at_theater``), in the transaction's clock; None for an unknown code."""
+    stmt = (
+        select(
+            *_AT_THE_DOOR,
+            _tickets.c.status,
+            showtime_over().label("over"),
+            doors_open(doors).label("doors_open"),
+            at_theater(theater_id).label("at_theater"),
+        )
+        .join(_bookings, _bookings.c.id == _tickets.c.booking_id)
+        .where(_tickets.c.code == code)
+    )
+    return cast("Row[Any] | None", (await session.execute(stmt)).first())

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from booking_service import repository, service
+from booking_service import repository, service, tickets
 from booking_service.schemas import (
     BookingOut,
     BookingPage,
     BookingStatus,
     BookRequest,
+    CheckinOut,
+    CheckinRequest,
     InternalBookingOut,
     SeatStatusOut,
+    TicketOut,
 )
 from booking_service.service import BOOKING, BookingContext
 from servicekit.db import SessionDep
 from servicekit.errors import error_responses
-from servicekit.security import CurrentUser, InternalCaller
+from servicekit.security import CurrentUser, InternalCaller, StaffUser
 
 router = APIRouter(tags=["bookings"])
 internal_router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalCaller])
@@ -83,6 +87,46 @@ async def cancel_booking(
     return BookingOut.model_validate(booking)
 
 
+@router.get(
+    "/bookings/{booking_id}/tickets", response_model=list[TicketOut], responses=error_responses(401, 404, 422)
+)
+async def list_tickets(booking_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> list[TicketOut]:
+    """The tickets of one of the caller's bookings, one per seat (none until it is confirmed)."""
+    booking = await service.get_own_booking(session, user, booking_id)
+    return await tickets.tickets_of(session, booking)
+
+
+# The QR of a code never changes: the browser may keep it (private: it is the ticket).
+QR_CACHE_CONTROL = "private, max-age=86400"
+
+
+@router.get(
+    "/tickets/{code}/qr.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, **error_responses(401, 404, 422)},
+)
+async def ticket_qr_code(
+    code: Annotated[str, Path(max_length=128)], user: CurrentUser, session: SessionDep
+) -> Response:
+    """The ticket's code as an SVG QR code, for the ticket's owner and for staff (404 otherwise)."""
+    svg = await tickets.qr_code_svg(session, user, code)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": QR_CACHE_CONTROL})
+
+
+@router.post("/checkin", response_model=CheckinOut, responses=error_responses(401, 403, 404, 409, 422))
+async def check_in(
+    body: CheckinRequest, staff: StaffUser, session: SessionDep, ctx: ContextDep
+) -> CheckinOut:
+    """Admit a scanned ticket at the door (staff and admins): once, from when the doors open.
+
+    409 with the reason in `code`: `already_admitted` (`details.admitted_at` says when),
+    `ticket_void`, `ticket_expired`, `too_early`, `wrong_theater` (a scanner naming its
+    `theater_id`); 404 for a code that is no ticket.
+    """
+    doors = timedelta(minutes=ctx.settings.doors_open_minutes_before_start)
+    return await tickets.check_in(session, staff, body, doors)
+
+
 @internal_router.get(
     "/showtimes/{showtime_id}/seat-status", response_model=SeatStatusOut, responses=error_responses(404, 422)
 )
@@ -95,5 +139,5 @@ async def seat_status(showtime_id: uuid.UUID, session: SessionDep, ctx: ContextD
     "/bookings/{booking_id}", response_model=InternalBookingOut, responses=error_responses(404, 422)
 )
 async def internal_booking(booking_id: uuid.UUID, session: SessionDep, ctx: ContextDep) -> InternalBookingOut:
-    """A booking's amount, owner, status and cancellation cut-off (for payment-service)."""
+    """A booking's amount, owner, status, cancellation cut-off and admission (for payment-service)."""
     return await service.internal_view(session, ctx.settings, booking_id)

@@ -89,9 +89,50 @@ class InternalBookingOut(BaseModel):
     cancellable_until: datetime | None = Field(
         default=None, description="Until when the owner may cancel (and be refunded)"
     )
+    admitted: bool = Field(
+        default=False, description="A ticket of it has been admitted: the owner may no longer cancel"
+    )
 
 
 class SeatStatusOut(BaseModel):
     showtime_id: uuid.UUID
     held: list[str] = Field(description="A pending booking or a live Redis hold")
     booked: list[str] = Field(description="A confirmed booking")
+
+
+TicketStatus = Literal["valid", "admitted", "void", "expired"]
+# A ticket code as the scanner read it (trimmed); one that is no ticket of ours is a 404.
+TicketCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+class TicketOut(BaseModel):
+    code: str = Field(description="What the QR code holds; staff scan it at the door")
+    seat: str
+    status: TicketStatus = Field(
+        description="`expired`: never admitted and the showtime is over; `void`: the booking ended"
+    )
+    admitted_at: datetime | None
+    qr_url: str = Field(description="The code as an SVG QR code (the gateway's path)")
+
+
+class CheckinRequest(BaseModel):
+    """A scanned ticket, and the theater of the scanner when it names one."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"code": "kGz6a8b0uY1c2d3e4f5g6h"}]}
+    )
+
+    code: TicketCode
+    theater_id: uuid.UUID | None = Field(
+        default=None, description="The scanner's theater: another theater's ticket is 409 `wrong_theater`"
+    )
+
+
+class CheckinOut(BaseModel):
+    admitted: Literal[True] = True
+    seat: str
+    movie_title: str
+    starts_at: datetime
+    auditorium: str
+    theater_name: str
+    admitted_at: datetime

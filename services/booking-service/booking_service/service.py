@@ -160,6 +160,9 @@ def _new_booking(
         time_zone=showtime.time_zone,
         auditorium_name=showtime.auditorium_name,
         starts_at=showtime.starts_at,
+        theater_id=showtime.theater_id,
+        theater_address=showtime.theater_address or None,
+        ends_at=showtime.ends_at,
         created_at=now,
         updated_at=now,
     )
@@ -196,10 +199,13 @@ async def get_booking(session: AsyncSession, booking_id: uuid.UUID) -> Booking:
 async def internal_view(
     session: AsyncSession, settings: BookingSettings, booking_id: uuid.UUID
 ) -> InternalBookingOut:
-    """A booking as payment-service sees it, with the owner's cancellation cut-off."""
+    """A booking as payment-service sees it, with the owner's cancellation cut-off and whether a
+    ticket of it has been admitted (the owner may not cancel or refund it then)."""
     booking = await get_booking(session, booking_id)
     until = cancellable_until(settings, booking.starts_at)
-    return InternalBookingOut.model_validate(booking).model_copy(update={"cancellable_until": until})
+    admitted = await repository.any_ticket_admitted(session, booking_id)
+    view = InternalBookingOut.model_validate(booking)
+    return view.model_copy(update={"cancellable_until": until, "admitted": admitted})
 
 
 async def cancel_own_booking(

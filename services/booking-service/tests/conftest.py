@@ -76,7 +76,10 @@ async def seed_programme(
         return dict(response.json())
 
     name = f"Cinema {uuid.uuid4().hex[:8]}"
-    theater = await post("/theaters", {"name": name, "city": "Hanoi", "time_zone": "Asia/Ho_Chi_Minh"})
+    address = "12 Trang Tien, Hoan Kiem"
+    theater = await post(
+        "/theaters", {"name": name, "city": "Hanoi", "address": address, "time_zone": "Asia/Ho_Chi_Minh"}
+    )
     rows = [{"seats": SEATS_PER_ROW} for _ in ROWS[:-1]] + [{"seats": SEATS_PER_ROW, "tier": "vip"}]
 
     async def schedule(starts_at: datetime) -> dict[str, Any]:

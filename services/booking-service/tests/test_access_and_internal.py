@@ -82,9 +82,11 @@ async def test_internal_booking_gives_payment_the_amount_owner_and_status(
         "expires_at",
         "starts_at",
         "cancellable_until",
+        "admitted",
     }
     assert body["user_id"] == str(user_id) and body["user_email"] == f"u{user_id.hex[:8]}@example.com"
     assert (body["status"], body["total_amount"], body["currency"]) == ("pending", 3200, "VND")
+    assert body["admitted"] is False
     missing = await client.get(f"/internal/bookings/{uuid.uuid4()}", headers=internal_headers)
     assert missing.status_code == 404
 

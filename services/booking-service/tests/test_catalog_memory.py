@@ -19,6 +19,7 @@ def _showtime(rows: int, seats_per_row: int) -> ShowtimeInfo:
     raw = {
         "showtime_id": str(uuid.uuid4()),
         "movie_title": "Film",
+        "theater_id": str(uuid.uuid4()),
         "theater_name": "Cinema",
         "auditorium_name": "Hall 1",
         "starts_at": "2030-01-01T18:00:00Z",

@@ -28,6 +28,7 @@ def _showtime_text(showtime_id: uuid.UUID, price: int) -> str:
         {
             "showtime_id": str(showtime_id),
             "movie_title": "Film",
+            "theater_id": str(uuid.uuid4()),
             "theater_name": "Cinema",
             "auditorium_name": "Hall 1",
             "starts_at": "2030-01-01T18:00:00Z",

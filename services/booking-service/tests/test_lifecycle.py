@@ -35,6 +35,7 @@ CONTRACT_KEYS = {
         "showtime_id",
         "movie_title",
         "theater_name",
+        "theater_address",
         "auditorium_name",
         "starts_at",
         "time_zone",
@@ -42,6 +43,7 @@ CONTRACT_KEYS = {
         "total_amount",
         "currency",
         "payment_id",
+        "tickets",
     },
     "booking.cancelled": {
         "booking_id",
@@ -121,6 +123,11 @@ async def test_payment_completed_confirms_and_the_events_carry_the_contract_payl
     assert confirmed["data"]["payment_id"] == payment["data"]["payment_id"]
     assert confirmed["data"]["total_amount"] == 2400 and confirmed["data"]["seats"] == ["A1", "A2"]
     assert confirmed["data"]["time_zone"] == "Asia/Ho_Chi_Minh", "the theater's, for local time in mails"
+    assert confirmed["data"]["theater_address"] == "12 Trang Tien, Hoan Kiem", "for the mail's calendar entry"
+    issued = confirmed["data"]["tickets"]
+    assert [t["seat"] for t in issued] == ["A1", "A2"] and len({t["code"] for t in issued}) == 2
+    listed = (await client.get(f"/bookings/{booking['id']}/tickets", headers=headers)).json()
+    assert [(t["code"], t["seat"]) for t in listed] == [(t["code"], t["seat"]) for t in issued]
     assert confirmed["producer"] == "booking-service" and confirmed["_delivery_mode"] == 2
 
 

@@ -146,9 +146,9 @@ async def showtime_facts(session: AsyncSession, showtime_id: uuid.UUID) -> Showt
     if row is None:
         raise NotFound("Showtime not found")
     values: tuple[Any, ...] = tuple(row)
-    showtime, title, theater, city, time_zone, auditorium, layout = values
+    showtime, title, theater, city, time_zone, auditorium, layout, address = values
     return ShowtimeFacts(
-        showtime.id, showtime.movie_id, title, showtime.theater_id, theater, city, time_zone,
+        showtime.id, showtime.movie_id, title, showtime.theater_id, theater, address, city, time_zone,
         showtime.auditorium_id, auditorium, showtime.starts_at, showtime.ends_at,
         showtime.currency, showtime.prices(), layout,
     )  # fmt: skip

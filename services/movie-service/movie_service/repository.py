@@ -141,8 +141,9 @@ async def list_showtimes(
 
 
 async def showtime_with_context(session: AsyncSession, showtime_id: uuid.UUID) -> Row[Any] | None:
-    """A showtime with its movie title, theater, auditorium name and the auditorium's layout."""
-    stmt = _showtime_rows().add_columns(Auditorium.layout).where(Showtime.id == showtime_id)
+    """A showtime with its movie title, theater, auditorium name, the auditorium's layout and the
+    theater's address."""
+    stmt = _showtime_rows().add_columns(Auditorium.layout, Theater.address).where(Showtime.id == showtime_id)
     return (await session.execute(stmt)).first()
 
 

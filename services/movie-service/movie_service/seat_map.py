@@ -31,6 +31,7 @@ class ShowtimeFacts:
     movie_title: str
     theater_id: uuid.UUID
     theater_name: str
+    theater_address: str  # for the tickets mail's calendar entry ("" when none was given)
     city: str
     time_zone: str  # the theater's (IANA): booking's mails show local time
     auditorium_id: uuid.UUID

@@ -96,6 +96,7 @@ class InternalShowtime(BaseModel):
     movie_title: str
     theater_id: uuid.UUID
     theater_name: str
+    theater_address: str
     city: str
     time_zone: str
     auditorium_id: uuid.UUID

@@ -180,7 +180,7 @@ def showtime_facts() -> FactsBuilder:
         labels = [chr(ord("A") + n % 26) * (1 + n // 26) for n in range(rows)]
         layout = {"rows": [{"label": label, "seats": seats_per_row, "tier": "standard"} for label in labels]}
         return ShowtimeFacts(
-            showtime_id or uuid.uuid4(), uuid.uuid4(), "Film", uuid.uuid4(), "Cinema", "City",
+            showtime_id or uuid.uuid4(), uuid.uuid4(), "Film", uuid.uuid4(), "Cinema", "1 Main St", "City",
             "Asia/Ho_Chi_Minh", uuid.uuid4(), "Hall", starts, starts + timedelta(hours=2), "VND",
             {"standard": PRICES["standard"]}, layout,
         )  # fmt: skip

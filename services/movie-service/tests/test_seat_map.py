@@ -108,19 +108,25 @@ async def test_seat_map_is_503_when_booking_is_down(
 
 
 async def test_internal_look_up_follows_the_contract(
-    client: httpx.AsyncClient, internal: dict[str, str], showtime: Builder
+    client: httpx.AsyncClient,
+    internal: dict[str, str],
+    showtime: Builder,
+    theater: Builder,
+    auditorium: Builder,
 ) -> None:
-    shown = await showtime()
+    cinema = await theater(address="2 Ly Thai To, Hoan Kiem")
+    shown = await showtime(auditorium_id=(await auditorium(cinema["id"]))["id"])
     url = f"/internal/showtimes/{shown['id']}"
     assert (await client.get(url)).status_code == 404
     assert (await client.get(url, headers={"X-Internal-Token": "wrong"})).status_code == 404
     body = (await client.get(url, headers=internal)).json()
     assert set(body) == {
-        "showtime_id", "movie_id", "movie_title", "theater_id", "theater_name", "city", "time_zone",
-        "auditorium_id", "auditorium_name", "starts_at", "ends_at", "currency", "seats",
+        "showtime_id", "movie_id", "movie_title", "theater_id", "theater_name", "theater_address", "city",
+        "time_zone", "auditorium_id", "auditorium_name", "starts_at", "ends_at", "currency", "seats",
     }  # fmt: skip
     assert body["showtime_id"] == shown["id"] and body["movie_title"] == shown["movie_title"]
     assert body["time_zone"] == shown["time_zone"]
+    assert (body["theater_id"], body["theater_address"]) == (cinema["id"], "2 Ly Thai To, Hoan Kiem")
     assert body["seats"][0] == {"seat_id": "A1", "row": "A", "number": 1, "tier": "standard", "price": 90000}
     assert len(body["seats"]) == 10 and body["currency"] == "VND"
     assert (await client.get(f"/internal/showtimes/{uuid.uuid4()}", headers=internal)).status_code == 404

@@ -29,8 +29,14 @@ class BookingGateway:
         return check_payable(await self._fetch(booking_id), user_id, amount)
 
     async def check_cancellable(self, booking_id: uuid.UUID) -> None:
-        """409 ``cancellation_closed`` past the booking's cancellation cut-off (booking's rule)."""
+        """409 ``cancellation_closed`` past the booking's cancellation cut-off, ``tickets_admitted``
+        once a ticket of it was admitted at the door (booking's rules)."""
         booking = await self._fetch(booking_id)
+        if booking is not None and booking.admitted:
+            raise Conflict(
+                "A ticket of this booking has been admitted; the cinema can still refund",
+                code="tickets_admitted",
+            )
         until = booking.cancellable_until if booking is not None else None
         if until is not None and until <= datetime.now(UTC):
             raise Conflict(

@@ -94,7 +94,8 @@ async def get_payment(payment_id: uuid.UUID, user: CurrentUser, session: Session
 async def refund(
     payment_id: uuid.UUID, user: CurrentUser, session: SessionDep, payments: PaymentsDep
 ) -> PaymentOut:
-    """Refund a succeeded payment in full: the owner until the cancellation cut-off, an admin any time."""
+    """Refund a succeeded payment in full: an admin any time, the owner until the cancellation
+    cut-off (409 `cancellation_closed`) and before a ticket is admitted (409 `tickets_admitted`)."""
     payment = await request_refund(
         session, payments.provider, payments.bookings, user, payment_id, payments.settings
     )

@@ -84,6 +84,8 @@ class BookingView(BaseModel):
     expires_at: datetime | None = None
     starts_at: datetime | None = None
     cancellable_until: datetime | None = None
+    # A ticket of it was admitted at the door (absent from older booking-services: false).
+    admitted: bool = False
 
 
 class BookingCreated(BaseModel):

@@ -61,3 +61,18 @@ async def test_the_owner_cannot_refund_after_the_cancellation_cut_off_but_an_adm
     assert (await harness.payments_of(booking["id"]))[0].status == "succeeded"
     by_admin = await harness.client.post(refund_url, headers=admin.headers)
     assert by_admin.status_code == 200 and by_admin.json()["refund_reason"] == "requested_by_admin"
+
+
+async def test_the_owner_cannot_refund_once_a_ticket_was_admitted_but_an_admin_can(harness: Harness) -> None:
+    user, admin = harness.caller(), harness.caller(roles=("user", "admin"))
+    booking = harness.desk.add(user)
+    paid = await harness.pay(user, booking["id"], key=_key(), card_number=GOOD_CARD)
+    assert paid.status_code == 201, paid.text
+    booking["admitted"] = True
+    refund_url = f"/payments/{paid.json()['id']}/refund"
+    refused = await harness.client.post(refund_url, headers=user.headers)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "tickets_admitted"
+    assert "Retry-After" not in refused.headers, "waiting does not help"
+    assert (await harness.payments_of(booking["id"]))[0].status == "succeeded"
+    by_admin = await harness.client.post(refund_url, headers=admin.headers)
+    assert by_admin.status_code == 200 and by_admin.json()["refund_reason"] == "requested_by_admin"

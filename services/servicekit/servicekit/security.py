@@ -44,6 +44,11 @@ class Principal:
     def is_admin(self) -> bool:
         return "admin" in self.roles
 
+    @property
+    def is_staff(self) -> bool:
+        """Staff at the door (role ``staff``); an admin may do whatever staff may."""
+        return "staff" in self.roles or self.is_admin
+
 
 def decode_token(
     token: str, settings: ServiceSettings, token_type: str, now: float | None = None
@@ -144,6 +149,13 @@ async def admin_user(user: Annotated[Principal, Depends(current_user)]) -> Princ
     return user
 
 
+async def staff_user(user: Annotated[Principal, Depends(current_user)]) -> Principal:
+    """The caller, who must hold the ``staff`` or the ``admin`` role (403 otherwise)."""
+    if not user.is_staff:
+        raise Forbidden("Staff role required")
+    return user
+
+
 async def internal_caller(request: Request) -> None:
     """Service-to-service endpoints require the shared internal token (404 otherwise)."""
     settings: ServiceSettings = request.app.state.settings
@@ -155,4 +167,5 @@ async def internal_caller(request: Request) -> None:
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
 AdminUser = Annotated[Principal, Depends(admin_user)]
+StaffUser = Annotated[Principal, Depends(staff_user)]
 InternalCaller = Depends(internal_caller)
