@@ -33,7 +33,7 @@ export function qrImages() {
 /** The tickets section of a confirmed booking; fills itself in once the tickets are loaded. */
 export function ticketWallet(booking, images) {
   const list = h("ul", { class: "ticket-list" });
-  const status = h("p", { class: "muted", role: "status" }, "Loading your tickets…");
+  const status = h("p", { class: "muted" }, "Loading your tickets…");
   const print = h("button", { type: "button", class: "print-button", onclick: () => printTickets(section) },
     "Print tickets");
   const section = h("section", { class: "tickets", "aria-label": `Tickets of booking ${bookingReference(booking)}` },
