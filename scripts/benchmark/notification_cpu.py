@@ -7,13 +7,14 @@ Starts notification-service's app in this process (its lifespan: engine, RabbitM
 SMTP sender; uvloop, as ``servicekit.serve`` runs it) against the machine's PostgreSQL and
 RabbitMQ, with a private exchange and queues, and ``scripts/mailcatcher.py`` as a subprocess
 on a free 127.0.0.1 port. A child process publishes ``--warmup`` and then ``--mails``
-``booking.confirmed`` events, each for another user (``--with-payment``: each preceded by its
-purchase's ``payment.completed``, which notification consumes to mail nothing); the script waits (bounded by
-``--timeout``) until each batch's mails are in the catcher's index and prints this process's
-CPU time (user + system) per mail and wall time per mail for the measured batch only: start-up,
-warm-up and the publisher's own CPU are excluded. ``--profile FILE`` samples this process with
-py-spy (``--nonblocking``) over the measured batch, writes the collapsed stacks to FILE and
-prints where the samples fall.
+``booking.confirmed`` events, each for another user, with two tickets (``--without-tickets``: as
+booking sent it before tickets, without them and the theater's address; ``--with-payment``: each
+preceded by its purchase's ``payment.completed``, which notification consumes to mail nothing);
+the script waits (bounded by ``--timeout``) until each batch's mails are in the catcher's index
+and prints this process's CPU time (user + system) per mail and wall time per mail for the
+measured batch only: start-up, warm-up and the publisher's own CPU are excluded.
+``--profile FILE`` samples this process with py-spy (``--nonblocking``) over the measured batch,
+writes the collapsed stacks to FILE and prints where the samples fall.
 
 The database must hold notification's schema (``scripts/db_setup.sh <db>``). Exit 1 when a
 mail is missing or a recipient got two.
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -45,6 +47,8 @@ PASSWORD = os.environ.get("TEST_DB_PASSWORD", "dev-only-db-password")
 # Where samples fall: the first marker found in a stack (innermost frame first) names its bucket.
 PROFILE_BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("jinja2 render", ("jinja2/", "rendering.py")),
+    ("QR codes (segno)", ("segno/",)),
+    ("calendar file (icalendar)", ("icalendar/",)),
     ("email.message build + flatten", ("email/", "build_email")),
     ("SMTP client (aiosmtplib)", ("aiosmtplib/",)),
     ("SQLAlchemy", ("sqlalchemy/",)),
@@ -93,7 +97,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def purchase_events(index: int, with_payment: bool) -> list[dict[str, Any]]:
+def purchase_events(index: int, with_payment: bool, with_tickets: bool) -> list[dict[str, Any]]:
     """The ``booking.confirmed`` of a purchase by a user of its own, as booking publishes it;
     with ``with_payment`` preceded by the purchase's ``payment.completed`` (which mails nothing)."""
     starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(hour=19, minute=30, second=0, microsecond=0)
@@ -109,7 +113,11 @@ def purchase_events(index: int, with_payment: bool) -> list[dict[str, Any]]:
         "starts_at": starts_at.isoformat(),
         "total_amount": 2500,
         "currency": "USD",
+        "time_zone": "Asia/Ho_Chi_Minh",
     }
+    if with_tickets:
+        confirmed["theater_address"] = "12 Riverside Walk, Hanoi"
+        confirmed["tickets"] = [{"code": secrets.token_urlsafe(32), "seat": seat} for seat in ("C4", "C5")]
     paid = {
         **booking,
         "amount": 2500,
@@ -132,16 +140,16 @@ def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def publish(url: str, exchange_name: str, count: int, first: int, with_payment: bool) -> None:
+async def publish(args: argparse.Namespace, count: int, first: int) -> None:
     """The child process: ``count`` purchases' events, persistent, confirmed by the broker."""
     import aio_pika
 
-    connection = await aio_pika.connect(url)
+    connection = await aio_pika.connect(args.rabbitmq_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange(exchange_name)
+        exchange = await channel.get_exchange(args.exchange)
         for i in range(first, first + count):
-            for event in purchase_events(i, with_payment):
+            for event in purchase_events(i, args.with_payment, not args.without_tickets):
                 body = json.dumps(event).encode()
                 message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
                 await exchange.publish(message, routing_key=event["event_type"])
@@ -151,6 +159,7 @@ async def start_publisher(args: argparse.Namespace, exchange: str, count: int, f
     command = ["--publish-only", str(count), "--first", str(first)]
     command += ["--rabbitmq-url", args.rabbitmq_url, "--exchange", exchange]
     command += ["--with-payment"] if args.with_payment else []
+    command += ["--without-tickets"] if args.without_tickets else []
     return await asyncio.create_subprocess_exec(sys.executable, __file__, *command)
 
 
@@ -307,6 +316,11 @@ def main() -> int:
         action="store_true",
         help="precede each booking.confirmed by its purchase's payment.completed (CPU per purchase)",
     )
+    parser.add_argument(
+        "--without-tickets",
+        action="store_true",
+        help="booking.confirmed as before tickets: no tickets, no theater address (no QR codes)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a batch")
     parser.add_argument("--profile", help="write py-spy's collapsed stacks of the measured batch here")
     parser.add_argument(
@@ -317,9 +331,7 @@ def main() -> int:
     parser.add_argument("--exchange", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.publish_only is not None:
-        asyncio.run(
-            publish(args.rabbitmq_url, args.exchange, args.publish_only, args.first, args.with_payment)
-        )
+        asyncio.run(publish(args, args.publish_only, args.first))
         return 0
     import uvloop
 

@@ -79,13 +79,24 @@ function refreshTokens() {
   return refreshing;
 }
 
+/** Send with the user's token; on a 401, refresh the tokens once and send again. */
+async function sendAuthorized(path, options) {
+  const response = await send(path, options);
+  if (response.status === 401 && options.auth !== false && loadTokens()) {
+    if (await refreshTokens()) return send(path, options);
+  }
+  return response;
+}
+
 /** Call the API; JSON in and out; throws ApiError. Retries once after refreshing on 401. */
 export async function api(path, options = {}) {
-  let response = await send(path, options);
-  if (response.status === 401 && options.auth !== false && loadTokens()) {
-    if (await refreshTokens()) response = await send(path, options);
-  }
-  return parse(response);
+  return parse(await sendAuthorized(path, options));
+}
+
+/** A file of the API that needs the user's token (an <img src> cannot send one), as a Blob. */
+export async function apiFile(path, accept) {
+  const response = await sendAuthorized(path, { headers: { Accept: accept } });
+  return response.ok ? response.blob() : parse(response); // parse throws the ApiError
 }
 
 export async function logIn(username, password) {

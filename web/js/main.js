@@ -9,6 +9,7 @@ import { renderLogin, renderSignup } from "./views/auth.js";
 import { renderCheckout } from "./views/checkout.js";
 import { renderConfirmation } from "./views/confirmation.js";
 import { renderBookings } from "./views/bookings.js";
+import { canCheckIn, renderScan } from "./views/scan.js";
 
 const routes = [
   [/^\/$/, renderMovies, "Movies"],
@@ -19,6 +20,7 @@ const routes = [
   [/^\/checkout\/([\w-]+)$/, renderCheckout, "Checkout"],
   [/^\/bookings$/, renderBookings, "My bookings"],
   [/^\/bookings\/([\w-]+)$/, renderConfirmation, "Your booking"],
+  [/^\/staff\/scan$/, renderScan, "Scan tickets"],
 ];
 
 const main = document.getElementById("main");
@@ -67,7 +69,9 @@ async function renderAccount() {
   const out = h("button", { type: "button", class: "link-button", onclick: () => logOut().then(() => navigate("/")) }, "Log out");
   nav.replaceChildren(h("a", { href: "/bookings" }, "My bookings"), out);
   const me = await api("/api/auth/me").catch(() => null);
-  if (me && isLoggedIn()) nav.prepend(h("span", { class: "who", "data-testid": "username" }, me.username));
+  if (!me || !isLoggedIn()) return;
+  nav.prepend(h("span", { class: "who", "data-testid": "username" }, me.username));
+  if (canCheckIn(me)) nav.querySelector('a[href="/bookings"]').after(h("a", { href: "/staff/scan" }, "Scan tickets"));
 }
 
 document.addEventListener("click", (event) => {

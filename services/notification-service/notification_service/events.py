@@ -33,6 +33,15 @@ class UserRegistered(BaseModel):
         return self.email
 
 
+class IssuedTicket(BaseModel):
+    """A ticket of a confirmed booking: the code its QR code carries, for one seat."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    code: str = Field(min_length=1, max_length=512)
+    seat: str
+
+
 class BookingConfirmed(EventData):
     booking_id: uuid.UUID
     showtime_id: uuid.UUID | str
@@ -46,6 +55,9 @@ class BookingConfirmed(EventData):
     payment_id: uuid.UUID | str | None = None
     # The theater's IANA zone, so the mail shows local time (UTC when absent: older events).
     time_zone: str | None = None
+    # One per seat; absent in events of bookings confirmed before tickets were issued.
+    tickets: list[IssuedTicket] = Field(default_factory=list)
+    theater_address: str | None = None
 
 
 class BookingCancelled(EventData):

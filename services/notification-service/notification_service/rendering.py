@@ -9,8 +9,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+# The domain of the mails' Message-IDs and of the Content-IDs of their inline images.
+MAIL_DOMAIN = "moviebooking.local"
 # ISO 4217 currencies without minor units.
 ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file of a mail: shown in the HTML where ``content_id`` is set (``cid:``), else attached."""
+
+    content_type: str
+    filename: str
+    data: bytes
+    content_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -19,6 +31,7 @@ class RenderedMessage:
     text: str
     html: str
     sms: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 def format_money(amount: int, currency: str) -> str:
@@ -74,6 +87,11 @@ def booking_reference(booking_id: str) -> str:
     return str(booking_id).replace("-", "")[:8].upper()
 
 
+def qr_content_id(booking_id: str, position: int) -> str:
+    """The Content-ID of the QR code image of a booking's ``position``-th ticket (from 1)."""
+    return f"ticket{position}.{booking_id}@{MAIL_DOMAIN}"
+
+
 class Renderer:
     """Renders ``<name>.subject.txt``, ``<name>.txt``, ``<name>.html`` and ``<name>.sms.txt``."""
 
@@ -94,6 +112,7 @@ class Renderer:
             reference=booking_reference,
             cancel_reason=cancel_reason,
             refund_reason=refund_reason,
+            qr_cid=qr_content_id,
         )
 
     def _part(self, template: str, suffix: str, context: dict[str, Any]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import uuid
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service import repository, rules
+from notification_service.attachments import FILES_OF_TEMPLATE
 from notification_service.channels import DeliveryError, EmailSender, SmsProvider
 from notification_service.config import NotificationSettings
 from notification_service.events import UserEvent, UserRegistered, parse_event_data
@@ -57,7 +60,7 @@ class Dispatcher:
             return
         preference = await repository.get_preference(session, data.user_id)
         context = {"event_type": event.event_type, **data.model_dump(mode="json")}
-        body = self.renderer.render(template, context)  # once, for every channel
+        body = await self._render(template, context)  # once, for every channel
         drafts = _drafts(event, data, template, preference, context, body.subject)
         await self._deliver_all(drafts, body)
 
@@ -90,8 +93,16 @@ class Dispatcher:
         if not exc.permanent:
             raise RetryLater(f"notification {row.id}: {exc}") from exc
 
+    async def _render(self, template: str, context: dict[str, Any]) -> RenderedMessage:
+        """The message and its files; those (QR codes: milliseconds each) made in a thread."""
+        body = self.renderer.render(template, context)
+        make_files = FILES_OF_TEMPLATE.get(template)
+        if make_files is None:
+            return body
+        return dataclasses.replace(body, attachments=await asyncio.to_thread(make_files, context))
+
     async def _send(self, row: Notification, body: RenderedMessage | None = None) -> None:
-        body = body or self.renderer.render(row.template, row.context)
+        body = body or await self._render(row.template, row.context)
         if row.channel == "email":
             await self.email.send(row.recipient, str(row.id), body)
         else:

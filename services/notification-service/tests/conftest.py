@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -276,6 +277,8 @@ def event_data(event_type: str, user: User, **overrides: Any) -> dict[str, Any]:
             "total_amount": 2500,
             "currency": "USD",
             "payment_id": str(uuid.uuid4()),
+            "theater_address": "12 Riverside Walk, Hanoi",
+            "tickets": [{"code": secrets.token_urlsafe(32), "seat": seat} for seat in ("C4", "C5")],
         },
         "booking.cancelled": {
             **booking_seats,

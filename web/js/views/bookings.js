@@ -1,6 +1,7 @@
-// The user's bookings, newest first, with pay (pending) and cancel.
+// The user's bookings, newest first, with pay (pending) and cancel, and each confirmed booking's tickets.
 
 import { api } from "../api.js";
+import { qrImages, ticketWallet } from "../tickets.js";
 import { bookingReference, dateTime, h, money, show, spinner, title, showtimeZone } from "../ui.js";
 
 const PAGE = 20;
@@ -13,9 +14,11 @@ export async function renderBookings(root, { query, navigate }) {
   const nav = h("nav", { class: "pager", "aria-label": "Pages" });
   root.append(title("My bookings"), message, list, nav);
   list.replaceChildren(h("li", {}, spinner()));
+  const images = qrImages();
   const load = async () => {
     const page = await api(`/api/bookings/bookings?limit=${PAGE}&offset=${offset}`);
-    list.replaceChildren(...page.items.map((b) => bookingItem(b, message, load)));
+    images.revokeAll();
+    list.replaceChildren(...page.items.map((b) => bookingItem(b, message, load, images)));
     if (!page.items.length) show(message, "info", "No bookings yet.");
     nav.replaceChildren(...pagerLinks(page));
   };
@@ -26,9 +29,10 @@ export async function renderBookings(root, { query, navigate }) {
     if (error.status === 401) return navigate("/login?next=/bookings", { replace: true });
     show(message, "error", `Could not load your bookings: ${error.message}`);
   }
+  return () => images.close();
 }
 
-function bookingItem(booking, message, reload) {
+function bookingItem(booking, message, reload, images) {
   const actions = h("div", { class: "actions" });
   if (booking.status === "pending") actions.append(h("a", { href: `/checkout/${booking.id}`, class: "button-link" }, "Pay now"));
   if (booking.status === "confirmed") actions.append(h("a", { href: `/bookings/${booking.id}` }, "Details"));
@@ -42,7 +46,8 @@ function bookingItem(booking, message, reload) {
       h("span", { class: "muted" }, `Ref ${bookingReference(booking)}`)),
     h("p", {}, `${dateTime(booking.starts_at, showtimeZone(booking.showtime_id))} · ${booking.theater_name}, ${booking.auditorium_name}`),
     h("p", {}, `Seats ${booking.seats.join(", ")} · ${money(booking.total_amount, booking.currency)}`),
-    actions);
+    actions,
+    booking.status === "confirmed" ? ticketWallet(booking, images) : null);
 }
 
 async function cancel(booking, button, message, reload) {
