@@ -16,11 +16,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from cachetools import TLRUCache
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 
 from servicekit.config import ServiceSettings
@@ -32,19 +34,68 @@ V = TypeVar("V")
 def create_redis(settings: ServiceSettings) -> Redis:
     """The service's one Redis client. A burst waits for a pooled connection instead of
     failing, every wait is bounded by ``redis_timeout_seconds``, and there is one quick
-    retry (not redis-py's default of several with back-off), so an outage is a fast 503."""
-    timeout = settings.redis_timeout_seconds
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url.get_secret_value(),
-        max_connections=settings.redis_max_connections,
-        timeout=timeout,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        health_check_interval=15,
-        retry=Retry(NoBackoff(), retries=1),
-        decode_responses=True,
-    )
+    retry (not redis-py's default of several with back-off), so an outage is a fast 503.
+    With ``REDIS_SENTINELS`` set, the client asks the sentinels where the master is and
+    follows it when they promote a replica."""
+    if settings.redis_sentinels:
+        return _through_sentinels(settings)
+    pool = BlockingConnectionPool.from_url(settings.redis_url.get_secret_value(), **_pool_options(settings))
     return Redis.from_pool(pool)
+
+
+def _pool_options(settings: ServiceSettings) -> dict[str, Any]:
+    timeout = settings.redis_timeout_seconds
+    return {
+        "max_connections": settings.redis_max_connections,
+        "timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "health_check_interval": 15,
+        "retry": Retry(NoBackoff(), retries=1),
+        "decode_responses": True,
+    }
+
+
+class _SentinelBlockingPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The master's pool as the sentinels name it, waiting for a free connection like the
+    direct client's (redis-py's sentinel pool fails a burst beyond ``max_connections``)."""
+
+
+class _SentinelRedis(Redis):
+    """The master's client; closing it also closes its connections to the sentinels."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        assert isinstance(self.connection_pool, SentinelConnectionPool)
+        for sentinel in self.connection_pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
+def _through_sentinels(settings: ServiceSettings) -> Redis:
+    url = urlsplit(settings.redis_url.get_secret_value())  # the master's password and db
+    timeout = settings.redis_timeout_seconds
+    secret = settings.redis_sentinel_password
+    sentinel_options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if secret is not None:
+        sentinel_options["password"] = secret.get_secret_value()
+    sentinels = Sentinel(_addresses(settings.redis_sentinels), sentinel_kwargs=sentinel_options)
+    return sentinels.master_for(
+        settings.redis_sentinel_master,
+        redis_class=_SentinelRedis,
+        connection_pool_class=_SentinelBlockingPool,
+        password=url.password,
+        db=int(url.path.strip("/") or 0),
+        **_pool_options(settings),
+    )
+
+
+def _addresses(listed: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` as the sentinels' addresses."""
+    found = []
+    for item in filter(None, (part.strip() for part in listed.split(","))):
+        host, _, port = item.rpartition(":")
+        found.append((host, int(port)))
+    return found
 
 
 def key(settings: ServiceSettings, *parts: object) -> str:

@@ -57,6 +57,12 @@ class ServiceSettings(BaseSettings):
     # so an outage or a burst beyond the pool becomes a fast 503, never a hang.
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
     redis_max_connections: int = Field(default=64, ge=1)
+    # Redis Sentinel (docs/operations.md, "Redis failover"): "host:port,host:port" of the
+    # sentinels; the client asks them for the master of REDIS_SENTINEL_MASTER and follows a
+    # promotion. REDIS_URL then gives only the master's password and database number.
+    redis_sentinels: str = Field(default="", pattern=r"^([^,:\s]+:\d{1,5})?(,\s*[^,:\s]+:\d{1,5})*$")
+    redis_sentinel_master: str = "mymaster"
+    redis_sentinel_password: SecretStr | None = None
 
     rabbitmq_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     events_exchange: str = "booking_events"

@@ -55,3 +55,14 @@ def test_dedupe_records_must_outlive_the_consumers_retries() -> None:
 def test_published_events_are_not_kept_longer_than_their_dedupe_records() -> None:
     with pytest.raises(ValidationError, match="must not exceed PROCESSED_EVENTS_RETENTION_SECONDS"):
         ServiceSettings(outbox_retention_seconds=15 * 86400)
+
+
+@pytest.mark.parametrize("listed", ["", "10.0.0.5:26379", "a:26379,b:26379, c.example:26380"])
+def test_sentinels_are_a_list_of_host_and_port(listed: str) -> None:
+    assert ServiceSettings(redis_sentinels=listed).redis_sentinels == listed
+
+
+@pytest.mark.parametrize("listed", ["sentinel", "a:26379,", "a:port", "a:26379;b:26379"])
+def test_a_malformed_sentinel_list_is_refused(listed: str) -> None:
+    with pytest.raises(ValidationError, match="redis_sentinels"):
+        ServiceSettings(redis_sentinels=listed)
