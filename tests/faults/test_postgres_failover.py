@@ -1,0 +1,160 @@
+"""PostgreSQL failover: a multi-host DATABASE_URL (``?host=a:p&host=b:p&target_session_attrs=
+read-write``) always writes to the current primary; a request that loses its connection when
+the primary dies is a 503 + Retry-After, never a 500; once the standby is promoted the pool
+heals by itself, and what was committed before (synchronous replication) is all there.
+
+A private primary and streaming standby, made with initdb and pg_basebackup in a folder of
+the test's, on their own ports (never the machine's shared server), killed and torn down here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from faultkit import free_port
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from servicekit.config import ServiceSettings
+from servicekit.db import create_engine
+from servicekit.errors import install_error_handlers
+from servicekit.testing import wait_until
+
+BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
+RUN_AS = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+NO_TOOLS = BIN is None or (os.geteuid() == 0 and shutil.which("runuser") is None)
+pytestmark = pytest.mark.skipif(NO_TOOLS, reason="needs PostgreSQL's binaries")
+
+
+@dataclass
+class Pair:
+    folder: Path
+    primary_port: int
+    standby_port: int
+
+    def url(self) -> str:
+        hosts = f"host=127.0.0.1:{self.standby_port}&host=127.0.0.1:{self.primary_port}"
+        return f"postgresql+asyncpg://postgres@/postgres?{hosts}&target_session_attrs=read-write"
+
+    def run(self, tool: str, *args: str) -> None:
+        assert BIN is not None
+        subprocess.run([*RUN_AS, str(BIN / tool), *args], check=True, capture_output=True, timeout=60)
+
+    def start(self, name: str, port: int, *settings: str) -> None:
+        data, log = self.folder / name, self.folder / f"{name}.log"
+        options = " ".join([f"-p {port} -k {self.folder} -c listen_addresses=127.0.0.1", *settings])
+        self.run("pg_ctl", "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
+
+    def kill_primary(self) -> None:
+        """The node is lost: the postmaster and every backend and WAL sender at once (a backend
+        outlives a killed postmaster for a while, and would still commit)."""
+        postmaster = int((self.folder / "primary" / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout
+        for pid in [postmaster, *map(int, children.split())]:
+            os.kill(pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for name in ("standby", "primary"):
+            if (self.folder / name / "postmaster.pid").exists():
+                subprocess.run(
+                    [*RUN_AS, str(BIN / "pg_ctl"), "-D", str(self.folder / name), "-m", "immediate", "stop"],
+                    capture_output=True,
+                    timeout=30,
+                )
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    # Not pytest's tmp_path: the postgres user must reach the folder (pytest's is root's, 0700).
+    folder = Path(tempfile.mkdtemp(prefix="mb-pg-failover-"))
+    if RUN_AS:
+        shutil.chown(folder, "postgres", "postgres")
+    made = Pair(folder, free_port(), free_port())
+    try:
+        made.run("initdb", "-D", str(folder / "primary"), "-U", "postgres", "-A", "trust", "--no-sync")
+        settings = "wal_level = replica\nmax_wal_senders = 4\nhot_standby = on\nfsync = off\n"
+        with (folder / "primary" / "postgresql.conf").open("a") as conf:
+            conf.write(settings)
+        with (folder / "primary" / "pg_hba.conf").open("a") as hba:
+            hba.write("host replication all 127.0.0.1/32 trust\n")
+        # A commit returns once the standby has it: a failover loses nothing committed. Given
+        # on the primary's command line, not in its file, so the standby's copy does not carry
+        # it: once promoted it has no standby to wait for (an HA manager would name the rest).
+        made.start("primary", made.primary_port, "-c synchronous_standby_names='*'")
+        made.run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(made.primary_port), "-U", "postgres",
+            "-D", str(folder / "standby"), "-R", "-X", "stream", "--no-sync",
+        )  # fmt: skip
+        made.start("standby", made.standby_port)
+        yield made
+    finally:
+        made.stop_all()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _app(engine: AsyncEngine) -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/rows/{row}")
+    async def add_row(row: int) -> dict[str, object]:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO seats_sold VALUES (:row)"), {"row": row})
+            port = (await connection.execute(text("SELECT inet_server_port()"))).scalar_one()
+        return {"row": row, "server_port": port}
+
+    return app
+
+
+@pytest.fixture
+async def api(pair: Pair) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncEngine]]:
+    engine = create_engine(ServiceSettings(database_url=pair.url(), db_schema="public"))
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE seats_sold (id int PRIMARY KEY)"))
+    transport = httpx.ASGITransport(app=_app(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://failover") as client:
+        yield client, engine
+    await engine.dispose()
+
+
+async def test_writes_go_to_the_primary_and_follow_a_promotion(
+    pair: Pair, api: tuple[httpx.AsyncClient, AsyncEngine]
+) -> None:
+    client, engine = api
+    before = [await client.post(f"/rows/{row}") for row in range(1, 21)]
+    # The standby is listed first: read-write sends every write to the primary.
+    assert {answer.json()["server_port"] for answer in before} == {pair.primary_port}
+
+    async with engine.connect() as connection:
+        replication = await connection.execute(text("SELECT sync_state FROM pg_stat_replication"))
+        assert replication.scalars().all() == ["sync"]  # the writes above waited for the standby
+    pair.kill_primary()
+    lost = await client.post("/rows/100")  # its pooled connection is dead, and there is no primary
+    assert lost.status_code == 503 and lost.headers["retry-after"] == "1"
+    assert lost.json()["error"]["code"] == "service_unavailable"
+
+    pair.run("pg_ctl", "-D", str(pair.folder / "standby"), "-w", "promote")
+
+    rows = itertools.count(101)  # a new row each try: a try answered 503 may still have committed
+
+    async def written() -> httpx.Response | None:
+        answer = await client.post(f"/rows/{next(rows)}")
+        assert answer.status_code in (200, 503), answer.text  # never a 500 meanwhile
+        return answer if answer.status_code == 200 else None
+
+    healed = await wait_until(written, within=20, interval=0.2, what="a write on the promoted standby")
+    assert healed.json()["server_port"] == pair.standby_port
+    async with engine.connect() as connection:
+        kept = (await connection.execute(text("SELECT count(*) FROM seats_sold WHERE id <= 20"))).scalar_one()
+    assert kept == 20  # synchronous replication: every write the clients were told of survived
