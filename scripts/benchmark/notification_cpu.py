@@ -42,6 +42,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from servicekit.events import new_event
+
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = os.environ.get("TEST_DB_PASSWORD", "dev-only-db-password")
 # Where samples fall: the first marker found in a stack (innermost frame first) names its bucket.
@@ -130,14 +132,7 @@ def purchase_events(index: int, with_payment: bool, with_tickets: bool) -> list[
 
 
 def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "producer": "benchmark",
-        "version": 1,
-        "data": data,
-    }
+    return new_event(event_type, "benchmark", data).model_dump(mode="json")
 
 
 async def publish(args: argparse.Namespace, count: int, first: int) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from notification_service.config import NotificationSettings
 from notification_service.main import create_app
+from servicekit.events import new_event
 from servicekit.testing import (
     RabbitSpy,
     TcpProxy,
@@ -301,14 +302,7 @@ def event_data(event_type: str, user: User, **overrides: Any) -> dict[str, Any]:
 
 
 def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "producer": "tests",
-        "version": 1,
-        "data": data,
-    }
+    return new_event(event_type, "tests", data).model_dump(mode="json")
 
 
 Publish = Callable[..., Awaitable[dict[str, Any]]]

@@ -29,6 +29,7 @@ from payment_service.config import PaymentSettings
 from payment_service.main import create_app
 from payment_service.models import Payment, outbox, processed_events
 from servicekit.app import Runtime
+from servicekit.events import new_event
 from servicekit.testing import RabbitSpy, app_client, mint_token, test_settings_overrides, wait_until
 
 
@@ -91,23 +92,9 @@ class BookingDesk:
 def booking_event(event_type: str, booking: dict[str, Any], **data: Any) -> dict[str, Any]:
     """An event booking-service would publish about a desk booking (payloads as docs/contracts.md):
     the fields every booking.* event carries, plus ``data``."""
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "producer": "booking-service",
-        "version": 1,
-        "data": {
-            "booking_id": booking["id"],
-            "user_id": booking["user_id"],
-            "user_email": booking["user_email"],
-            "showtime_id": booking["showtime_id"],
-            "seats": booking["seats"],
-            "total_amount": booking["total_amount"],
-            "currency": booking["currency"],
-            **data,
-        },
-    }
+    fields = ("user_id", "user_email", "showtime_id", "seats", "total_amount", "currency")
+    data = {"booking_id": booking["id"], **{name: booking[name] for name in fields}, **data}
+    return new_event(event_type, "booking-service", data).model_dump(mode="json")
 
 
 @dataclass(frozen=True)

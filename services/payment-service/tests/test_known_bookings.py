@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from payment_service.service import PAYING
+from servicekit.events import new_event
 from servicekit.testing import wait_until
 
 GOOD_CARD, DECLINED_CARD = "4242424242424242", "4000000000000002"
@@ -25,14 +26,8 @@ def _key() -> str:
 
 def _ended_event(booking: dict[str, Any], event_type: str, **data: Any) -> dict[str, Any]:
     """booking-service's ``booking.cancelled`` or ``booking.expired`` (the fields payment reads)."""
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "producer": "booking-service",
-        "version": 1,
-        "data": {"booking_id": booking["id"], "user_id": booking["user_id"], "payment_id": None, **data},
-    }
+    data = {"booking_id": booking["id"], "user_id": booking["user_id"], "payment_id": None, **data}
+    return new_event(event_type, "booking-service", data).model_dump(mode="json")
 
 
 async def _end(harness: Harness, booking: dict[str, Any], event_type: str, **data: Any) -> None:
