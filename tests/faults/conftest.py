@@ -28,7 +28,7 @@ from faultkit import (  # noqa: E402  (the helper module sits beside this confte
     User,
     mint_user,
 )
-from private_gateway import Gateway  # noqa: E402
+from private_gateway import Gateway, running_gateway  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -80,12 +80,8 @@ async def healthy(stack: Stack) -> AsyncIterator[Stack]:
 @pytest.fixture
 async def gateway(stack: Stack) -> AsyncIterator[Gateway]:
     """A private NGINX rendered from gateway/*.template in front of this stack."""
-    gw = Gateway(stack)
-    try:
-        await gw.start()
+    async with running_gateway(stack) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture

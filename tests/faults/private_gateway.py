@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import shutil
 import signal
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -92,3 +94,14 @@ class Gateway:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(stack: Stack) -> AsyncIterator[Gateway]:
+    """A private NGINX rendered from gateway/*.template in front of ``stack``, stopped after."""
+    gateway = Gateway(stack)
+    try:
+        await gateway.start()
+        yield gateway
+    finally:
+        gateway.stop()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 from faultkit import Stack
-from private_gateway import Gateway
+from private_gateway import Gateway, running_gateway
 
 from servicekit.testing import wait_until
 
@@ -139,12 +139,8 @@ CASES = {
 @pytest.fixture(scope="module")
 async def private_gateway(stack: Stack) -> AsyncIterator[Gateway]:
     """One private NGINX for this module's many requests."""
-    gw = Gateway(stack)
-    try:
-        await gw.start()
+    async with running_gateway(stack) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.mark.parametrize(("request_bytes", "status", "code"), CASES.values(), ids=CASES.keys())
