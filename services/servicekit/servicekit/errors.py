@@ -110,7 +110,7 @@ _DESCRIPTIONS = {
     422: "Invalid input",
     429: "Too many requests",
     502: "Upstream failed",
-    503: "A dependency is unavailable",
+    503: "A dependency is unavailable, or the service is overloaded; retry after Retry-After",
 }
 
 
