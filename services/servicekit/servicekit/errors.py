@@ -83,7 +83,13 @@ class BadGateway(AppError):
 
 
 class ServiceUnavailable(AppError):
+    """503 with ``Retry-After`` (seconds), so a client knows when trying again makes sense."""
+
     status, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 1, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
+        super().__init__(message, **kw)
 
 
 class ErrorBody(BaseModel):
