@@ -126,6 +126,25 @@ def test_custom_resources_validate_against_the_crds(
     }
 
 
+def test_the_restore_patch_recovers_from_the_archive_the_cluster_writes(
+    render: Any, kustomize_build: Any, tmp_path: Path, crd_validator: ModuleType, crds_dir: Path
+) -> None:
+    shutil.copytree(ROOT / "k8s", tmp_path / "k8s")
+    kustomization = tmp_path / "k8s/overlays/production/kustomization.yaml"
+    kustomization.write_text(kustomization.read_text() + "  - path: restore-from-backup.yaml\n")
+    restored = objects(kustomize_build(tmp_path / "k8s/overlays/production"), "Cluster")["postgres"]
+    assert crd_validator.problems(restored, crd_validator.load_schemas(crds_dir)) == []
+    spec = restored["spec"]
+    assert list(spec["bootstrap"]) == ["recovery"]
+    (archive,) = [c for c in spec["externalClusters"] if c["name"] == spec["bootstrap"]["recovery"]["source"]]
+    written = objects(render(PRODUCTION), "Cluster")["postgres"]["spec"]["backup"]["barmanObjectStore"]
+    # It reads what the running cluster archives (serverName defaults to the cluster's name),
+    # and archives anew elsewhere.
+    assert archive["barmanObjectStore"]["destinationPath"] == written["destinationPath"]
+    assert archive["barmanObjectStore"]["serverName"] == written.get("serverName", "postgres")
+    assert spec["backup"]["barmanObjectStore"]["serverName"] != archive["barmanObjectStore"]["serverName"]
+
+
 @pytest.fixture()
 def broken_production(kustomize_build: Any, tmp_path: Path) -> Path:
     """The production overlay rendered from a copy with a misspelt field and a wrong type."""
