@@ -6,15 +6,23 @@ Every check here reads the repository as it is; nothing is skipped: a missing to
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.util
 import inspect
+import os
 import re
 import shutil
+import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
+import yaml
 
 from servicekit.config import ServiceSettings
 
@@ -144,3 +152,58 @@ def kubectl() -> str:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+def kustomize(kubectl: str, directory: Path) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize` renders from a kustomization folder."""
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kustomize build of {directory} failed: {result.stderr}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="session")
+def kustomize_build(kubectl: str) -> Callable[[Path], list[dict[str, Any]]]:
+    """Any kustomization folder (a broken copy, say) -> its rendered objects."""
+    return functools.partial(kustomize, kubectl)
+
+
+@pytest.fixture(scope="session")
+def render(kubectl: str) -> Callable[[str], list[dict[str, Any]]]:
+    """Folder below the repository (e.g. "k8s/overlays/production") -> its rendered objects."""
+
+    @functools.cache
+    def build(path: str) -> list[dict[str, Any]]:
+        return kustomize(kubectl, ROOT / path)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def crd_validator() -> ModuleType:
+    """scripts/validate_custom_resources.py, the custom resources' offline validator."""
+    path = ROOT / "scripts/validate_custom_resources.py"
+    spec = importlib.util.spec_from_file_location("validate_custom_resources", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def crds_dir() -> Path:
+    """The operators' CRDs: k8s/crds (copies in the repository), or OPERATOR_CRDS_DIR."""
+    return Path(os.environ.get("OPERATOR_CRDS_DIR", ROOT / "k8s/crds"))
+
+
+@pytest.fixture(scope="session")
+def peers(contract_services: list[Any], settings_env: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Service -> the services it calls: a `<NAME>_SERVICE_URL` setting means it calls <name>-service."""
+    names = {svc.name for svc in contract_services}
+    calls = {}
+    for svc in contract_services:
+        urls = {re.sub(r"_SERVICE_URL$", "", v).lower() + "-service" for v in settings_env[svc.name]}
+        calls[svc.name] = (urls & names) - {svc.name}
+    return calls

@@ -1,46 +1,41 @@
-"""k8s/ builds with kustomize, validates against the Kubernetes schemas, and agrees with the code."""
+"""k8s/ builds with kustomize, validates against the Kubernetes schemas and the operators' CRDs,
+and agrees with the code: settings, contract, and who may talk to whom."""
 
 from __future__ import annotations
 
 import functools
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 NAMESPACE = "movie-booking"
 # The oldest Kubernetes the manifests promise to work on, and the newest the validator knows.
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
-DATA_STORES = {"postgres": 5432, "redis": 6379, "rabbitmq": 5672}
 BUILDS = ["k8s", "k8s/base", "k8s/overlays/dev", "k8s/overlays/production"]
+OVERLAYS = ["k8s/overlays/dev", "k8s/overlays/production"]
 
 
-def kustomize(kubectl: str, directory: Path) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"kustomize build of {directory} failed: {result.stderr}")
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def schema_problems(docs: list[dict[str, Any]]) -> list[str]:
+def schema_problems(docs: list[dict[str, Any]], validator: ModuleType, crds: Path) -> list[str]:
+    """Core objects against the Kubernetes schemas (strict), custom resources against the CRDs."""
+    schemas = validator.load_schemas(crds)
     problems = []
     for doc in docs:
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        if validator.is_custom(doc):
+            problems += [f"{name}: {p}" for p in validator.problems(doc, schemas)]
+            continue
         for version in K8S_VERSIONS:
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
                 where = ".".join(str(p) for p in exc.path)
-                problems.append(
-                    f"{doc['kind']}/{doc['metadata']['name']} (k8s {version}) {where}: {exc.message}"
-                )
+                problems.append(f"{name} (k8s {version}) {where}: {exc.message}")
     return problems
 
 
@@ -58,35 +53,31 @@ def cached_schemas() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def builds(kubectl: str, repo_root: Path) -> dict[str, list[dict[str, Any]]]:
-    return {path: kustomize(kubectl, repo_root / path) for path in BUILDS}
+def builds(render: Any) -> dict[str, list[dict[str, Any]]]:
+    return {path: render(path) for path in BUILDS}
 
 
 @pytest.fixture(scope="module")
-def peers(contract_services: list[Any], settings_env: dict[str, set[str]]) -> dict[str, set[str]]:
-    """Service -> the services it calls: a `<NAME>_SERVICE_URL` setting means it calls <name>-service."""
-    names = {svc.name for svc in contract_services}
-    calls = {}
-    for svc in contract_services:
-        urls = {re.sub(r"_SERVICE_URL$", "", v).lower() + "-service" for v in settings_env[svc.name]}
-        calls[svc.name] = (urls & names) - {svc.name}
-    return calls
-
-
-@pytest.fixture(scope="module")
-def check(
-    contract_services: list[Any], settings_env: dict[str, set[str]], process_env: set[str], peers: Any
-) -> Any:
+def check(contract_services: list[Any], settings_env: dict[str, set[str]], process_env: set[str]) -> Any:
     def run(docs: list[dict[str, Any]]) -> list[str]:
-        return k8s_problems(docs, contract_services, settings_env, process_env, peers)
+        return k8s_problems(docs, contract_services, settings_env, process_env)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def validate(crd_validator: ModuleType, crds_dir: Path) -> Any:
+    def run(docs: list[dict[str, Any]]) -> list[str]:
+        return schema_problems(docs, crd_validator, crds_dir)
 
     return run
 
 
 def k8s_problems(
-    docs: list[dict[str, Any]], contract: list[Any], settings_env: Any, process_env: set[str], peers: Any
+    docs: list[dict[str, Any]], contract: list[Any], settings_env: Any, process_env: set[str]
 ) -> list[str]:
-    """Everything in a built manifest set that disagrees with the code and the contract."""
+    """Everything in a built manifest set that disagrees with the code and the contract
+    (who may talk to whom: test_k8s_network.py; the data tier: test_k8s_data_tier.py)."""
     objects = index(docs)
     problems = [
         f"{kind}/{name} is not in namespace {NAMESPACE}"
@@ -96,11 +87,6 @@ def k8s_problems(
     for svc in contract:
         problems += _deployment_problems(objects, svc, settings_env[svc.name] | process_env)
         problems += _companion_problems(objects, svc)
-        problems += _network_problems(objects, svc, peers)
-    for store in DATA_STORES:
-        sts = objects.get(("StatefulSet", store), {})
-        if not sts.get("spec", {}).get("volumeClaimTemplates"):
-            problems.append(f"{store}: no StatefulSet with a PersistentVolumeClaim")
     if ("NetworkPolicy", "default-deny-all") not in objects:
         problems.append("no default-deny NetworkPolicy")
     return problems
@@ -166,40 +152,15 @@ def _companion_problems(objects: dict[tuple[str, str], Any], svc: Any) -> list[s
     return problems
 
 
-def _selected_names(peers: list[dict[str, Any]]) -> set[str]:
-    names = set()
-    for peer in peers:
-        labels = peer.get("podSelector", {}).get("matchLabels", {})
-        names.add(labels.get("app.kubernetes.io/name") or labels.get("movie-booking/role", "?"))
-    return names
-
-
-def _network_problems(objects: dict[tuple[str, str], Any], svc: Any, peers: dict[str, set[str]]) -> list[str]:
-    policy = objects.get(("NetworkPolicy", svc.name))
-    if policy is None:
-        return [f"{svc.name}: no NetworkPolicy"]
-    spec = policy["spec"]
-    callers = {name for name, called in peers.items() if svc.name in called}
-    ingress = _selected_names([p for rule in spec.get("ingress", []) for p in rule.get("from", [])]) - {"?"}
-    egress = _selected_names([p for rule in spec.get("egress", []) for p in rule.get("to", [])]) - {"?"}
-    problems = []
-    if ingress != {"gateway"} | callers:
-        problems.append(f"{svc.name}: reachable from {sorted(ingress)}, expected gateway + {sorted(callers)}")
-    if egress != set(DATA_STORES) | peers[svc.name]:
-        problems.append(
-            f"{svc.name}: reaches {sorted(egress)}, expected data stores + {sorted(peers[svc.name])}"
-        )
-    return problems
-
-
 @pytest.mark.parametrize("path", BUILDS)
-def test_kustomize_build_resolves_and_validates(path: str, builds: dict[str, list[dict[str, Any]]]) -> None:
+def test_kustomize_build_resolves_and_validates(path: str, builds: dict[str, Any], validate: Any) -> None:
     assert builds[path], f"{path} built nothing"
-    assert schema_problems(builds[path]) == []
+    assert validate(builds[path]) == []
 
 
-def test_base_agrees_with_the_code(builds: dict[str, list[dict[str, Any]]], check: Any) -> None:
-    assert check(builds["k8s/base"]) == []
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_overlay_agrees_with_the_code(path: str, builds: dict[str, Any], check: Any) -> None:
+    assert check(builds[path]) == []
 
 
 def test_peer_calls_follow_the_contract(peers: dict[str, set[str]]) -> None:
@@ -241,46 +202,37 @@ def test_gateway_config_renders_every_template_variable(builds: dict[str, Any], 
         assert (repo_root / source).exists(), source
 
 
-def test_postgres_init_script_is_the_one_in_database(repo_root: Path) -> None:
-    copy = (repo_root / "k8s/base/data/01-roles-and-schemas.sh").read_text()
-    assert copy == (repo_root / "database/init/01-roles-and-schemas.sh").read_text(), (
-        "k8s/base/data/01-roles-and-schemas.sh must be a copy of database/init/01-roles-and-schemas.sh"
-    )
-
-
 @pytest.fixture()
 def k8s_copy(repo_root: Path, tmp_path: Path) -> Path:
     shutil.copytree(repo_root / "k8s", tmp_path / "k8s")
     return tmp_path / "k8s"
 
 
-def test_a_broken_manifest_fails_schema_validation(kubectl: str, k8s_copy: Path) -> None:
+def test_a_broken_manifest_fails_schema_validation(
+    kustomize_build: Any, k8s_copy: Path, validate: Any
+) -> None:
     manifest = k8s_copy / "base/services/payment-service.yaml"
     manifest.write_text(
         manifest.read_text().replace("containerPort: 8004", "containerPort: eight-thousand-four")
     )
-    problems = schema_problems(kustomize(kubectl, k8s_copy / "base"))
+    problems = validate(kustomize_build(k8s_copy / "base"))
     assert any("Deployment/payment-service" in p and "containerPort" in p for p in problems), problems
 
 
-def test_a_dangling_kustomization_fails_the_build(kubectl: str, k8s_copy: Path) -> None:
-    kustomization = k8s_copy / "base/kustomization.yaml"
-    kustomization.write_text(kustomization.read_text().replace("data/redis.yaml", "data/redis-cluster.yaml"))
+def test_a_dangling_kustomization_fails_the_build(kustomize_build: Any, k8s_copy: Path) -> None:
+    kustomization = k8s_copy / "components/data-single/kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("redis.yaml", "redis-cluster.yaml"))
     with pytest.raises(AssertionError, match="redis-cluster.yaml"):
-        kustomize(kubectl, k8s_copy / "overlays/production")
+        kustomize_build(k8s_copy / "overlays/dev")
 
 
-def test_a_valid_but_wrong_manifest_is_caught(kubectl: str, k8s_copy: Path, check: Any) -> None:
+def test_a_valid_but_wrong_manifest_is_caught(kustomize_build: Any, k8s_copy: Path, check: Any) -> None:
     manifest = k8s_copy / "base/services/booking-service.yaml"
-    text = (
+    manifest.write_text(
         manifest.read_text()
         .replace("path: /health\n", "path: /ready\n")
         .replace("HOLD_TTL_SECONDS", "HOLD_MINUTES")
     )
-    manifest.write_text(
-        text.replace("app.kubernetes.io/name: movie-service\n", "app.kubernetes.io/name: payment-service\n")
-    )
-    problems = check(kustomize(kubectl, k8s_copy / "base"))
+    problems = check(kustomize_build(k8s_copy / "overlays/dev"))
     assert "booking-service: readinessProbe is not GET /health" in problems
     assert "booking-service: HOLD_MINUTES is not a field of its settings class" in problems
-    assert any(p.startswith("booking-service: reaches") for p in problems), problems
