@@ -115,7 +115,7 @@ class EventConsumer:
         ).ensure_declared()
         # Robust: reopened, its queues re-declared and re-consumed, on whichever node the
         # broker's connection reaches after a reconnect.
-        self._channel = await connection.channel(publisher_confirms=True)
+        self._channel = await connection.channel(publisher_confirms=False)  # publishes go through the broker
         await self._channel.set_qos(prefetch_count=self.prefetch)
         await self._declare_topology()
         assert self.queue is not None
@@ -195,7 +195,12 @@ class EventConsumer:
             headers=headers,
             expiration=expiration,
         )
-        await self._channel.default_exchange.publish(republished, routing_key=target)
+        try:  # on the broker's confirming channel, renewed if RabbitMQ refuses it
+            await self.broker.publish(republished, target, to_queue=True)
+        except Exception as publish_failure:  # back to the queue: it is handled again later
+            logger.warning("%s not moved to %s: %s", event.event_type, target, type(publish_failure).__name__)
+            await message.nack(requeue=True)
+            return
         EVENTS_CONSUMED.labels(self.settings.service_name, event.event_type, outcome).inc()
         await message.ack()
 
