@@ -21,7 +21,6 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
-from aio_pika.exceptions import ChannelInvalidStateError
 from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
@@ -31,7 +30,7 @@ from servicekit.config import ServiceSettings
 from servicekit.context import event_id_var
 from servicekit.events.broker import Broker
 from servicekit.events.envelope import EventEnvelope
-from servicekit.events.migration import QueueMigration, QueuesBusy
+from servicekit.events.migration import QueueMigration
 from servicekit.events.queues import ConsumerQueues, base_arguments, consumer_declarations
 from servicekit.metrics import CONSUMER_LAG, EVENTS_CONSUMED
 from servicekit.tracing import consumer_span
@@ -85,13 +84,7 @@ class EventConsumer:
             try:
                 await self._start_consuming()
                 return
-            except (
-                QueuesBusy,
-                TimeoutError,
-                OSError,
-                ChannelInvalidStateError,
-                aio_pika.exceptions.AMQPError,
-            ) as exc:
+            except Exception as exc:  # QueuesBusy, or the broker lost meanwhile: the next try may work
                 logger.warning(
                     "consumer %s waits %.0fs to start: %s: %s",
                     self.name,
