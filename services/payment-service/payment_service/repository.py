@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Select, Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
 
 from payment_service.models import (
@@ -48,7 +49,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING operation_id, approved, decline_code
 """
-_PAYMENT_COLUMNS = ", ".join(cast(Table, Payment.__table__).c.keys())
+_PAYMENT_COLUMN_NAMES = cast(Table, Payment.__table__).c.keys()
+_PAYMENT_COLUMNS = ", ".join(_PAYMENT_COLUMN_NAMES)
+_BOOKING_END = (
+    "c.reason AS end_reason, c.refund_required AS end_refund_required, c.received_at AS end_received_at"
+)
 START_PAYMENT_OF_KEY = f"""
 WITH payment AS (
     INSERT INTO payments (id, user_id, user_email, booking_id, amount, currency, status,
@@ -63,11 +68,17 @@ SELECT * FROM payment
 _PAYABLE_BOOKING_COLUMNS = cast(Table, PayableBooking.__table__).c.keys()
 KNOWN_BOOKING = f"""
 SELECT {", ".join(f"b.{name}" for name in _PAYABLE_BOOKING_COLUMNS)},
-       c.reason AS end_reason, c.refund_required AS end_refund_required, c.received_at AS end_received_at,
+       {_BOOKING_END},
        (SELECT count(*) FROM payments p WHERE p.booking_id = $1 AND p.status = 'failed'
                                           AND NOT p.failure_reason = ANY ($2::text[])) AS declines
 FROM payable_bookings b LEFT JOIN cancelled_bookings c ON c.booking_id = b.booking_id
 WHERE b.booking_id = $1
+"""
+PAYMENT_AND_BOOKING_END = f"""
+SELECT {", ".join(f"p.{name}" for name in _PAYMENT_COLUMN_NAMES)}, {_BOOKING_END}
+FROM payments p LEFT JOIN cancelled_bookings c ON c.booking_id = p.booking_id
+WHERE p.id = $1
+FOR UPDATE OF p
 """
 RECORD_PAYABLE_BOOKING = """
 INSERT INTO payable_bookings (booking_id, user_id, user_email, amount, currency, expires_at)
@@ -284,16 +295,28 @@ async def record_cancelled_booking(
 async def payment_and_booking_end(
     session: AsyncSession, payment_id: uuid.UUID
 ) -> tuple[Payment, CancelledBooking | None]:
-    """The payment, locked, and the recorded end of its booking if any: one round trip."""
-    stmt = (
-        select(Payment, CancelledBooking)
-        .outerjoin(CancelledBooking, CancelledBooking.booking_id == Payment.booking_id)
-        .where(Payment.id == payment_id)
-        .with_for_update(of=Payment)
-        .execution_options(populate_existing=True)
+    """The payment, locked, and the recorded end of its booking if any: one round trip.
+
+    The payment is put in the session as loaded (no second read): what the caller changes on
+    it is written when the session flushes."""
+    row = await hotsql.fetchrow(session, PAYMENT_AND_BOOKING_END, payment_id)
+    assert row is not None
+    payment = Payment(**{name: row[name] for name in _PAYMENT_COLUMN_NAMES})
+    make_transient_to_detached(payment)
+    session.add(payment)
+    return payment, _recorded_end(payment.booking_id, row)
+
+
+def _recorded_end(booking_id: uuid.UUID, row: hotsql.Row) -> CancelledBooking | None:
+    """The ``end_*`` columns of a row, as the booking's recorded end (None: not ended)."""
+    if row["end_reason"] is None:
+        return None
+    return CancelledBooking(
+        booking_id=booking_id,
+        reason=row["end_reason"],
+        refund_required=row["end_refund_required"],
+        received_at=row["end_received_at"],
     )
-    payment, ended = (await session.execute(stmt)).one()
-    return payment, ended
 
 
 async def record_payable_booking(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -317,15 +340,7 @@ async def known_booking(
     if row is None:
         return None
     booking = PayableBooking(**{name: row[name] for name in _PAYABLE_BOOKING_COLUMNS})
-    ended = None
-    if row["end_reason"] is not None:
-        ended = CancelledBooking(
-            booking_id=booking_id,
-            reason=row["end_reason"],
-            refund_required=row["end_refund_required"],
-            received_at=row["end_received_at"],
-        )
-    return booking, ended, int(row["declines"])
+    return booking, _recorded_end(booking_id, row), int(row["declines"])
 
 
 def payable_bookings_retention() -> Retention:

@@ -18,17 +18,18 @@ error handler treat both paths alike; a dropped connection is invalidated as SQL
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 Bind = AsyncSession | AsyncConnection
+Row: TypeAlias = asyncpg.Record  # columns by name or position; ``Model(**row)`` builds an object
 T = TypeVar("T")
 
 
-async def fetchrow(bind: Bind, sql: str, *args: Any) -> asyncpg.Record | None:
+async def fetchrow(bind: Bind, sql: str, *args: Any) -> Row | None:
     """The first row of ``sql`` (None without one), in ``bind``'s transaction."""
     return await _run(bind, sql, args, lambda driver: driver.fetchrow(sql, *args))
 
