@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -65,12 +65,16 @@ WITH payment AS (
 )
 SELECT * FROM payment
 """
+# $1: the booking, $2: NOT_A_DECLINE (failures that were not the card's answer).
+COUNT_DECLINES = """
+SELECT count(*) FROM payments
+WHERE booking_id = $1 AND status = 'failed' AND NOT failure_reason = ANY ($2::text[])
+"""
 _PAYABLE_BOOKING_COLUMNS = cast(Table, PayableBooking.__table__).c.keys()
 KNOWN_BOOKING = f"""
 SELECT {", ".join(f"b.{name}" for name in _PAYABLE_BOOKING_COLUMNS)},
        {_BOOKING_END},
-       (SELECT count(*) FROM payments p WHERE p.booking_id = $1 AND p.status = 'failed'
-                                          AND NOT p.failure_reason = ANY ($2::text[])) AS declines
+       ({COUNT_DECLINES}) AS declines
 FROM payable_bookings b LEFT JOIN cancelled_bookings c ON c.booking_id = b.booking_id
 WHERE b.booking_id = $1
 """
@@ -136,17 +140,9 @@ async def succeeded_payment_of_booking(session: AsyncSession, booking_id: uuid.U
     return (await session.execute(stmt)).scalars().first()
 
 
-def _declines(booking_id: uuid.UUID) -> Select[int]:
-    return select(func.count()).where(
-        Payment.booking_id == booking_id,
-        Payment.status == PaymentStatus.FAILED,
-        Payment.failure_reason.not_in(NOT_A_DECLINE),
-    )
-
-
 async def count_declines(session: AsyncSession, booking_id: uuid.UUID) -> int:
     """How many of the booking's payments the card declined (provider trouble does not count)."""
-    return int(await session.scalar(_declines(booking_id)) or 0)
+    return int(await hotsql.fetchval(session, COUNT_DECLINES, booking_id, list(NOT_A_DECLINE)))
 
 
 async def live_payment_of_booking(session: AsyncSession, booking_id: uuid.UUID) -> Payment | None:

@@ -5,14 +5,16 @@ cache, the execution context, the result and ORM machinery); the same statement 
 asyncpg costs ~0.07 ms. The purchase's few statements per request (docs/benchmarks.md)
 go this way; everything else stays SQLAlchemy.
 
-``fetchrow`` / ``fetchval`` / ``execute`` take the SQL as text with ``$1, $2 ...``
+``fetch`` / ``fetchrow`` / ``fetchval`` / ``execute`` take the SQL as text with ``$1, $2 ...``
 parameters and run it on the asyncpg connection under ``bind`` (an ``AsyncSession`` or an
 ``AsyncConnection``): in its transaction, begun first if the session has not sent a statement
 yet (an autocommit connection runs each statement on its own). asyncpg prepares a statement
 once per connection and reuses it; behind PgBouncer (``statement_cache_size=0``,
 servicekit.db) it sends unnamed statements instead, which any server connection can run.
-Errors come out as SQLAlchemy's (``IntegrityError``, ``DBAPIError``), so callers and the
-error handler treat both paths alike; a dropped connection is invalidated as SQLAlchemy does.
+JSON and JSONB go in as JSON text and come out decoded (the codecs SQLAlchemy's dialect
+sets on each connection). Errors come out as SQLAlchemy's (``IntegrityError``,
+``DBAPIError``), so callers and the error handler treat both paths alike; a dropped
+connection is invalidated as SQLAlchemy does.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ T = TypeVar("T")
 async def fetchrow(bind: Bind, sql: str, *args: Any) -> Row | None:
     """The first row of ``sql`` (None without one), in ``bind``'s transaction."""
     return await _run(bind, sql, args, lambda driver: driver.fetchrow(sql, *args))
+
+
+async def fetch(bind: Bind, sql: str, *args: Any) -> list[Row]:
+    """Every row of ``sql``, in ``bind``'s transaction."""
+    return await _run(bind, sql, args, lambda driver: driver.fetch(sql, *args))
 
 
 async def fetchval(bind: Bind, sql: str, *args: Any) -> Any:

@@ -28,6 +28,7 @@ from pamqp.commands import Basic
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from servicekit import hotsql
 from servicekit.config import ServiceSettings
 from servicekit.events.broker import Broker
 from servicekit.events.outbox import OutboxWakeup
@@ -79,21 +80,16 @@ class OutboxRelay:
         self.wakeup = wakeup or OutboxWakeup()
         self._task: asyncio.Task[None] | None = None
         self._last_gauge = 0.0
-        t = outbox
-        # Claim the oldest unpublished rows no other relay holds, and mark them, in one round trip.
-        batch = (
-            select(t.c.event_id)
-            .where(t.c.published_at.is_(None))
-            .order_by(t.c.created_at)
-            .limit(BATCH_SIZE)
-            .with_for_update(skip_locked=True)
-        )
-        self._claim = (
-            update(t)
-            .where(t.c.event_id.in_(batch.scalar_subquery()))
-            .values(published_at=func.now())
-            .returning(t.c.event_id, t.c.event_type, t.c.payload, t.c.created_at)
-        )
+        # Claim the oldest unpublished rows no other relay holds, and mark them, in one round trip
+        # (straight on asyncpg, servicekit.hotsql: a round per commit that wrote events).
+        self._claim = f"""
+            UPDATE {outbox.fullname} SET published_at = now()
+            WHERE event_id IN (
+                SELECT event_id FROM {outbox.fullname} WHERE published_at IS NULL
+                ORDER BY created_at LIMIT {BATCH_SIZE} FOR UPDATE SKIP LOCKED
+            )
+            RETURNING event_id, event_type, payload, created_at
+        """
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
@@ -133,17 +129,17 @@ class OutboxRelay:
         if exchange is None or not self.broker.is_connected:  # claim nothing while it reconnects
             raise ConnectionError("RabbitMQ is not connected")
         async with self.engine.begin() as connection:
-            rows = sorted((await connection.execute(self._claim)).all(), key=lambda row: row.created_at)
+            rows = sorted(await hotsql.fetch(connection, self._claim), key=lambda row: row["created_at"])
             if not rows:
                 return RelayRound(0, 0)
             outcomes = await asyncio.gather(
-                *(self._publish_confirmed(exchange, row.payload, row.event_type) for row in rows),
+                *(self._publish_confirmed(exchange, row) for row in rows),
                 return_exceptions=True,
             )
             await self._unmark_failures(connection, rows, outcomes)
         for row, outcome in zip(rows, outcomes, strict=True):
             if outcome is None:
-                EVENTS_PUBLISHED.labels(self.settings.service_name, row.event_type).inc()
+                EVENTS_PUBLISHED.labels(self.settings.service_name, row["event_type"]).inc()
         return RelayRound(len(rows), outcomes.count(None))
 
     async def _unmark_failures(
@@ -156,12 +152,12 @@ class OutboxRelay:
         error = type(failed[0][1]).__name__
         await connection.execute(
             update(t)
-            .where(t.c.event_id.in_([row.event_id for row, _ in failed]))
+            .where(t.c.event_id.in_([row["event_id"] for row, _ in failed]))
             .values(published_at=None, attempts=t.c.attempts + 1, last_error=error)
         )
         logger.warning("publishing %d events failed: %s", len(failed), error)
 
-    async def _publish_confirmed(self, exchange: Any, payload: dict[str, Any], routing_key: str) -> None:
+    async def _publish_confirmed(self, exchange: Any, row: hotsql.Row) -> None:
         """Publish and insist on the broker's Basic.Ack; anything else is a failure to retry.
 
         Not mandatory: an event nobody subscribes to (yet) is dropped by the topic
@@ -169,8 +165,9 @@ class OutboxRelay:
         """
         if not self.broker.is_connected:
             raise ConnectionError("RabbitMQ is not connected")
+        message = build_message(row["payload"])
         confirmation = await exchange.publish(
-            build_message(payload), routing_key=routing_key, mandatory=False, timeout=10
+            message, routing_key=row["event_type"], mandatory=False, timeout=10
         )
         if not isinstance(confirmation, Basic.Ack):
             raise ConnectionError(f"publish not confirmed: {type(confirmation).__name__}")
