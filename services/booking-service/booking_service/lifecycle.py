@@ -78,9 +78,9 @@ async def confirm_booking(
     A payment that lands after the hold lapsed expires the booking instead (the sweeper
     had not got to it yet); one that lands on a booking that already ended changes nothing.
     Either way payment-service refunds it when it hears of the end."""
-    live = repository.hold_is_live()
-    booking = await _move(session, booking_id, PENDING, CONFIRMED, only_if=live, payment_id=payment_id)
+    booking = await repository.confirm_booking(session, booking_id, payment_id)
     if booking is not None:
+        BOOKINGS.labels(CONFIRMED).inc()
         issued = await tickets.issue_tickets(session, booking)
         await events.publish_booking_confirmed(session, booking, issued)
         return

@@ -27,7 +27,6 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -40,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from booking_service.models import Booking, BookingSeat, Ticket
+from servicekit import hotsql
 from servicekit.events import EventEnvelope, outbox_insert_per_row, outbox_row
 
 ACTIVE = ("pending", "confirmed")
@@ -173,11 +173,6 @@ def _move(target_rows: Any, target: str, values: dict[str, Any]) -> Select[Booki
     return stmt.execution_options(populate_existing=True)
 
 
-def hold_is_live() -> ColumnElement[bool]:
-    """The booking's hold has not lapsed (read in the database's clock)."""
-    return _bookings.c.expires_at > func.now()
-
-
 def starts_after(margin: timedelta) -> ColumnElement[bool]:
     """The booking's showtime starts more than ``margin`` from now."""
     return _bookings.c.starts_at > func.now() + margin
@@ -211,6 +206,28 @@ async def move_booking(
     if only_if is not None:
         guard = guard & only_if
     return (await session.execute(_move(guard, target, values))).scalars().first()
+
+
+# The confirm, once per purchase: straight on asyncpg (servicekit.hotsql). The move
+# ``move_booking`` would make from pending to confirmed, guarded by the hold being live
+# (``expires_at`` in the database's clock), with the booking's seats.
+CONFIRM_BOOKING = f"""
+WITH moved AS (
+    UPDATE bookings SET status = 'confirmed', payment_id = $2, updated_at = now()
+    WHERE id = $1 AND status = 'pending' AND expires_at > now()
+    RETURNING {", ".join(_bookings.c.keys())}
+), moved_seats AS (
+    UPDATE booking_seats SET status = 'confirmed' WHERE booking_id IN (SELECT id FROM moved)
+)
+SELECT * FROM moved
+"""
+
+
+async def confirm_booking(session: AsyncSession, booking_id: uuid.UUID, payment_id: str) -> Booking | None:
+    """Confirm the booking if it is pending with its hold live (None otherwise): the booking as
+    confirmed, a plain object (not in the session)."""
+    row = await hotsql.fetchrow(session, CONFIRM_BOOKING, booking_id, payment_id)
+    return None if row is None else Booking(**row)
 
 
 async def expire_due_bookings(session: AsyncSession, limit: int) -> list[Booking]:
@@ -255,13 +272,20 @@ def _ticket_status() -> ColumnElement[str]:
     return case((expired, "expired"), else_=_tickets.c.status).label("status")
 
 
+# Every confirm issues tickets: straight on asyncpg (servicekit.hotsql).
+INSERT_TICKETS = """
+INSERT INTO tickets (code, booking_id, showtime_id, seat_id)
+SELECT code, $3, $4, seat FROM unnest($1::text[], $2::text[]) AS issued (code, seat)
+"""
+
+
 async def insert_tickets(session: AsyncSession, booking: Booking, codes: Sequence[str]) -> None:
     """One valid ticket per seat of ``booking``, with the given codes (one statement)."""
-    rows = [
-        {"code": code, "booking_id": booking.id, "showtime_id": booking.showtime_id, "seat_id": seat}
-        for code, seat in zip(codes, booking.seats, strict=True)
-    ]
-    await session.execute(insert(_tickets), rows)
+    if len(codes) != len(booking.seats):
+        raise ValueError("one code per seat")
+    await hotsql.execute(
+        session, INSERT_TICKETS, list(codes), list(booking.seats), booking.id, booking.showtime_id
+    )
 
 
 async def tickets_of(session: AsyncSession, booking_id: uuid.UUID) -> list[Row[Any]]:

@@ -7,9 +7,10 @@ milliseconds of CPU per QR code: the dispatcher builds them off the event loop.
 
 from __future__ import annotations
 
-import io
 import re
-from collections.abc import Callable
+import struct
+import zlib
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -24,14 +25,48 @@ from notification_service.rendering import Attachment, booking_reference, qr_con
 # entry lasts this long.
 SHOWTIME_LENGTH = timedelta(hours=2)
 QR_MODULE_PIXELS = 5  # a version 4 symbol (a 43-character code) with its quiet zone: 205 px
+QR_QUIET_ZONE = 4  # modules of white around the symbol (ISO 18004's minimum)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CALENDAR_PRODUCT = "-//Movie Booking//Tickets//EN"
+# Every one of the 8 masks gives a valid symbol that any reader decodes; letting segno pick
+# the one with the lowest penalty score (ISO 18004's readability heuristic) cost 2.7 ms of
+# the 4.6 ms a ticket's PNG took (docs/benchmarks.md). A screen-shown, high-contrast code
+# scans with any mask; mask 0 is what a fixed choice costs nothing to make.
+QR_MASK = 0
 
 
 def qr_png(code: str) -> bytes:
     """The QR code of a ticket code as a black and white PNG (error correction M or better)."""
-    out = io.BytesIO()
-    segno.make_qr(code, error="m").save(out, kind="png", scale=QR_MODULE_PIXELS, border=4)
-    return out.getvalue()
+    symbol = segno.make_qr(code, error="m", mask=QR_MASK)
+    return black_and_white_png(symbol.matrix, QR_MODULE_PIXELS, QR_QUIET_ZONE)
+
+
+def black_and_white_png(modules: Sequence[Sequence[int]], scale: int, border: int) -> bytes:
+    """A 1-bit greyscale PNG of ``modules`` (non-zero: black), ``scale`` pixels a module, in a
+    white ``border`` of modules.
+
+    Written here rather than by segno's PNG writer, which spent 75 % of a QR code's CPU
+    (pixel by pixel in Python); here a row of modules is one integer, repeated ``scale`` times.
+    """
+    size = len(modules[0]) + 2 * border
+    quiet_row = [0] * size
+    framed = [[0] * border + list(row) + [0] * border for row in modules]
+    width, stride = size * scale, (size * scale + 7) // 8
+    lines = []
+    for row in [quiet_row] * border + framed + [quiet_row] * border:
+        dark = int("".join(("1" if module else "0") * scale for module in row), 2)
+        white = ~dark & ((1 << width) - 1)  # PNG greyscale: 1 is white
+        # Filter type 0 (None), then the pixels, left-aligned in the line's last byte.
+        lines += [b"\x00" + (white << (stride * 8 - width)).to_bytes(stride, "big")] * scale
+    raw = b"".join(lines)
+    header = struct.pack(">IIBBBBB", width, width, 1, 0, 0, 0, 0)
+    return (
+        PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+    )
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def _zone(name: str | None) -> tzinfo | None:

@@ -2,33 +2,49 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.models import Notification, Preference
+from servicekit import hotsql
 
-_notifications = cast(Table, Notification.__table__)  # Core statements on the hot path
+# The statements of every consumed event, straight on asyncpg (servicekit.hotsql).
+CLAIM_NOTIFICATION = """
+INSERT INTO notifications (id, user_id, event_id, event_type, channel, template, recipient, subject, context)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT ON CONSTRAINT uq_notifications_event_id_channel DO NOTHING
+RETURNING id, status, attempts, last_error, created_at, sent_at
+"""
+RECORD_ATTEMPT = """
+UPDATE notifications
+SET attempts = attempts + 1, status = $2, last_error = $3, sent_at = CASE WHEN $4 THEN now() END
+WHERE id = $1
+"""
+PREFERENCE = """
+SELECT user_id, email_enabled, sms_enabled, phone_number, updated_at FROM preferences WHERE user_id = $1
+"""
 
 
 async def claim_notification(session: AsyncSession, values: dict[str, Any]) -> Notification:
     """Insert a pending notification unless (event_id, channel) exists; return the row either way.
 
-    One Core statement for a new row (the usual case; the ORM's insert machinery cost more
-    CPU than the round trip); an existing row is read by a second.
+    One statement for a new row (the usual case); an existing row is read by a second.
     """
-    inserted = await session.execute(
-        insert(_notifications)
-        .values(id=uuid.uuid4(), **values)
-        .on_conflict_do_nothing(constraint="uq_notifications_event_id_channel")
-        .returning(*_notifications.c)
+    v = values
+    row = await hotsql.fetchrow(
+        session,
+        CLAIM_NOTIFICATION,
+        uuid.uuid4(),
+        *(v["user_id"], v["event_id"], v["event_type"], v["channel"], v["template"]),
+        *(v["recipient"], v["subject"], json.dumps(v["context"])),
     )
-    row = inserted.one_or_none()
     if row is not None:
-        return Notification(**row._mapping)  # not in any session: read, never flushed
+        return Notification(**values, **row)  # not in any session: read, never flushed
     stmt = select(Notification).where(
         Notification.event_id == values["event_id"], Notification.channel == values["channel"]
     )
@@ -39,16 +55,7 @@ async def record_attempt(
     session: AsyncSession, notification_id: uuid.UUID, status: str, error: str | None
 ) -> None:
     """Count one delivery attempt and its outcome (``sent`` stamps ``sent_at``)."""
-    await session.execute(
-        update(_notifications)
-        .where(_notifications.c.id == notification_id)
-        .values(
-            attempts=_notifications.c.attempts + 1,
-            status=status,
-            last_error=error,
-            sent_at=func.now() if status == "sent" else None,
-        )
-    )
+    await hotsql.execute(session, RECORD_ATTEMPT, notification_id, status, error, status == "sent")
 
 
 async def get_notification(session: AsyncSession, notification_id: uuid.UUID) -> Notification | None:
@@ -72,7 +79,9 @@ async def list_for_user(
 
 
 async def get_preference(session: AsyncSession, user_id: uuid.UUID) -> Preference | None:
-    return await session.get(Preference, user_id)
+    """The user's row as a plain object (not in the session: the consumer only reads it)."""
+    row = await hotsql.fetchrow(session, PREFERENCE, user_id)
+    return None if row is None else Preference(**row)
 
 
 async def remember_phone(session: AsyncSession, user_id: uuid.UUID, phone_number: str | None) -> None:

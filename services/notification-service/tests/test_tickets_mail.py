@@ -19,6 +19,8 @@ import segno
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notification_service.attachments import QR_MASK
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 QUIET_ZONE = 4  # modules of white around a QR code
 
@@ -65,7 +67,7 @@ def _unfiltered_rows(raw: bytes, width: int, height: int) -> list[list[int]]:
 
 def assert_png_is_the_qr_code_of(data: bytes, code: str) -> None:
     """The image's modules (sampled at their centres) are exactly the QR code of ``code``."""
-    symbol = [[bool(dark) for dark in row] for row in segno.make_qr(code, error="m").matrix]
+    symbol = [[bool(dark) for dark in row] for row in segno.make_qr(code, error="m", mask=QR_MASK).matrix]
     pixels = png_pixels(data)
     modules = len(symbol) + 2 * QUIET_ZONE
     scale = len(pixels) // modules

@@ -134,23 +134,11 @@ class IdempotencyStore:
             "expires_at": now + timedelta(seconds=self._settings.idempotency_ttl_seconds),
         }
 
-    async def attach_payment(
-        self, session: AsyncSession, user_id: uuid.UUID, key: str, payment_id: uuid.UUID
-    ) -> None:
-        await repository.update_idempotency_record(session, user_id, key, payment_id=payment_id)
-
     async def complete(
         self, session: AsyncSession, user_id: uuid.UUID, key: str, response: StoredResponse
     ) -> None:
         """Store the answer, inside the transaction that stores the payment's outcome."""
-        await repository.update_idempotency_record(
-            session,
-            user_id,
-            key,
-            state=COMPLETED,
-            response_status=response.status,
-            response_body=response.body,
-        )
+        await repository.complete_key(session, user_id, key, response.status, response.body)
 
     async def release(self, user_id: uuid.UUID, key: str) -> None:
         """Forget a key whose request charged nothing, so the same key may be retried."""

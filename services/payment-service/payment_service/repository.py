@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
-from sqlalchemy import Select, Table, delete, func, select, text, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
 
 from payment_service.models import (
@@ -20,7 +23,75 @@ from payment_service.models import (
     PaymentStatus,
     ProviderLedgerEntry,
 )
+from servicekit import hotsql
 from servicekit.housekeeping import Retention, older_than
+
+# The statements of every payment, straight on asyncpg (servicekit.hotsql); the rest is SQLAlchemy.
+LOCK_BOOKING = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+CLAIM_KEY_KNOWING_BOOKING = """
+WITH claimed AS (
+    INSERT INTO idempotency_records (user_id, key, fingerprint, state, locked_until, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (user_id, key) DO NOTHING
+    RETURNING key
+)
+SELECT EXISTS (SELECT FROM claimed) AS claimed,
+       EXISTS (SELECT FROM payable_bookings WHERE booking_id = $7) AS known
+"""
+COMPLETE_KEY = """
+UPDATE idempotency_records SET state = 'completed', response_status = $3, response_body = $4
+WHERE user_id = $1 AND key = $2
+"""
+ADD_LEDGER_ENTRY = """
+INSERT INTO simulated_provider_ledger (idempotency_key, operation, operation_id, reference, amount,
+                                       currency, approved, decline_code, card_brand, card_last4)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING operation_id, approved, decline_code
+"""
+_PAYMENT_COLUMN_NAMES = cast(Table, Payment.__table__).c.keys()
+_PAYMENT_COLUMNS = ", ".join(_PAYMENT_COLUMN_NAMES)
+_BOOKING_END = (
+    "c.reason AS end_reason, c.refund_required AS end_refund_required, c.received_at AS end_received_at"
+)
+START_PAYMENT_OF_KEY = f"""
+WITH payment AS (
+    INSERT INTO payments (id, user_id, user_email, booking_id, amount, currency, status,
+                          payment_method, card_brand, card_last4, idempotency_key, provider)
+    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)
+    RETURNING {_PAYMENT_COLUMNS}
+), attached AS (
+    UPDATE idempotency_records SET payment_id = (SELECT id FROM payment) WHERE user_id = $2 AND key = $10
+)
+SELECT * FROM payment
+"""
+# $1: the booking, $2: NOT_A_DECLINE (failures that were not the card's answer).
+COUNT_DECLINES = """
+SELECT count(*) FROM payments
+WHERE booking_id = $1 AND status = 'failed' AND NOT failure_reason = ANY ($2::text[])
+"""
+_PAYABLE_BOOKING_COLUMNS = cast(Table, PayableBooking.__table__).c.keys()
+KNOWN_BOOKING = f"""
+SELECT {", ".join(f"b.{name}" for name in _PAYABLE_BOOKING_COLUMNS)},
+       {_BOOKING_END},
+       ({COUNT_DECLINES}) AS declines
+FROM payable_bookings b LEFT JOIN cancelled_bookings c ON c.booking_id = b.booking_id
+WHERE b.booking_id = $1
+"""
+PAYMENT_AND_BOOKING_END = f"""
+SELECT {", ".join(f"p.{name}" for name in _PAYMENT_COLUMN_NAMES)}, {_BOOKING_END}
+FROM payments p LEFT JOIN cancelled_bookings c ON c.booking_id = p.booking_id
+WHERE p.id = $1
+FOR UPDATE OF p
+"""
+RECORD_PAYABLE_BOOKING = """
+INSERT INTO payable_bookings (booking_id, user_id, user_email, amount, currency, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (booking_id) DO NOTHING
+"""
+LEDGER_ENTRY = """
+SELECT operation_id, approved, decline_code FROM simulated_provider_ledger WHERE idempotency_key = $1
+"""
 
 # A payable booking is kept this long after its hold's end: a late retry is still answered here.
 PAYABLE_BOOKING_KEPT_AFTER_EXPIRY = timedelta(days=1)
@@ -33,6 +104,23 @@ async def add_payment(session: AsyncSession, payment: Payment) -> Payment:
     session.add(payment)
     await session.flush()
     return payment
+
+
+async def start_payment_of_key(session: AsyncSession, payment: Payment) -> Payment:
+    """Insert a pending payment and link it to its idempotency key (one round trip); raises
+    IntegrityError when the booking already has a pending or succeeded payment.
+
+    The payment comes back as a plain object (not in the session), as stored.
+    """
+    p = payment
+    row = await hotsql.fetchrow(
+        session,
+        START_PAYMENT_OF_KEY,
+        *(p.id or uuid.uuid4(), p.user_id, p.user_email, p.booking_id, p.amount, p.currency),
+        *(p.payment_method, p.card_brand, p.card_last4, p.idempotency_key, p.provider),
+    )
+    assert row is not None
+    return Payment(**row)
 
 
 async def get_payment(session: AsyncSession, payment_id: uuid.UUID, *, lock: bool = False) -> Payment | None:
@@ -52,17 +140,9 @@ async def succeeded_payment_of_booking(session: AsyncSession, booking_id: uuid.U
     return (await session.execute(stmt)).scalars().first()
 
 
-def _declines(booking_id: uuid.UUID) -> Select[int]:
-    return select(func.count()).where(
-        Payment.booking_id == booking_id,
-        Payment.status == PaymentStatus.FAILED,
-        Payment.failure_reason.not_in(NOT_A_DECLINE),
-    )
-
-
 async def count_declines(session: AsyncSession, booking_id: uuid.UUID) -> int:
     """How many of the booking's payments the card declined (provider trouble does not count)."""
-    return int(await session.scalar(_declines(booking_id)) or 0)
+    return int(await hotsql.fetchval(session, COUNT_DECLINES, booking_id, list(NOT_A_DECLINE)))
 
 
 async def live_payment_of_booking(session: AsyncSession, booking_id: uuid.UUID) -> Payment | None:
@@ -136,10 +216,15 @@ async def claim_key_knowing_booking(
 ) -> tuple[bool, bool]:
     """Claim a key as ``insert_idempotency_record`` does and, in the same round trip, tell
     whether ``booking.created`` of the booking has arrived: (claimed, booking known)."""
-    claimed = _insert_idempotency_record(values).cte("claimed")
-    known = select(PayableBooking.booking_id).where(PayableBooking.booking_id == booking_id).exists()
-    row = (await connection.execute(select(select(claimed.c.key).exists(), known))).one()
-    return bool(row[0]), bool(row[1])
+    v = values
+    row = await hotsql.fetchrow(
+        connection,
+        CLAIM_KEY_KNOWING_BOOKING,
+        *(v["user_id"], v["key"], v["fingerprint"], v["state"], v["locked_until"], v["expires_at"]),
+        booking_id,
+    )
+    assert row is not None
+    return bool(row["claimed"]), bool(row["known"])
 
 
 async def get_idempotency_record(
@@ -154,14 +239,9 @@ async def get_idempotency_record(
     return (await session.execute(stmt)).scalars().first()
 
 
-async def update_idempotency_record(
-    session: AsyncSession, user_id: uuid.UUID, key: str, **values: Any
-) -> None:
-    await session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
-        .values(**values)
-    )
+async def complete_key(session: AsyncSession, user_id: uuid.UUID, key: str, status: int, body: Any) -> None:
+    """The key's answer to replay, stored with the payment's outcome."""
+    await hotsql.execute(session, COMPLETE_KEY, user_id, key, status, json.dumps(body))
 
 
 async def delete_idempotency_record(
@@ -195,9 +275,7 @@ def idempotency_retention() -> Retention:
 
 async def lock_booking(session: AsyncSession, booking_id: uuid.UUID) -> None:
     """Serialise, per booking, finishing a payment with handling that booking's cancellation."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:booking, 0))"), {"booking": str(booking_id)}
-    )
+    await hotsql.execute(session, LOCK_BOOKING, str(booking_id))
 
 
 async def record_cancelled_booking(
@@ -213,22 +291,37 @@ async def record_cancelled_booking(
 async def payment_and_booking_end(
     session: AsyncSession, payment_id: uuid.UUID
 ) -> tuple[Payment, CancelledBooking | None]:
-    """The payment, locked, and the recorded end of its booking if any: one round trip."""
-    stmt = (
-        select(Payment, CancelledBooking)
-        .outerjoin(CancelledBooking, CancelledBooking.booking_id == Payment.booking_id)
-        .where(Payment.id == payment_id)
-        .with_for_update(of=Payment)
-        .execution_options(populate_existing=True)
+    """The payment, locked, and the recorded end of its booking if any: one round trip.
+
+    The payment is put in the session as loaded (no second read): what the caller changes on
+    it is written when the session flushes."""
+    row = await hotsql.fetchrow(session, PAYMENT_AND_BOOKING_END, payment_id)
+    assert row is not None
+    payment = Payment(**{name: row[name] for name in _PAYMENT_COLUMN_NAMES})
+    make_transient_to_detached(payment)
+    session.add(payment)
+    return payment, _recorded_end(payment.booking_id, row)
+
+
+def _recorded_end(booking_id: uuid.UUID, row: hotsql.Row) -> CancelledBooking | None:
+    """The ``end_*`` columns of a row, as the booking's recorded end (None: not ended)."""
+    if row["end_reason"] is None:
+        return None
+    return CancelledBooking(
+        booking_id=booking_id,
+        reason=row["end_reason"],
+        refund_required=row["end_refund_required"],
+        received_at=row["end_received_at"],
     )
-    payment, ended = (await session.execute(stmt)).one()
-    return payment, ended
 
 
 async def record_payable_booking(session: AsyncSession, values: dict[str, Any]) -> None:
     """Keep a booking ``booking.created`` announced; a repeated announcement changes nothing."""
-    await session.execute(
-        insert(PayableBooking).values(**values).on_conflict_do_nothing(index_elements=["booking_id"])
+    v = values
+    await hotsql.execute(
+        session,
+        RECORD_PAYABLE_BOOKING,
+        *(v["booking_id"], v["user_id"], v["user_email"], v["amount"], v["currency"], v["expires_at"]),
     )
 
 
@@ -236,14 +329,14 @@ async def known_booking(
     session: AsyncSession, booking_id: uuid.UUID
 ) -> tuple[PayableBooking, CancelledBooking | None, int] | None:
     """The booking as ``booking.created`` told it, its recorded end if any, and its declines so
-    far (one round trip); None when no ``booking.created`` of it has arrived (yet)."""
-    stmt = (
-        select(PayableBooking, CancelledBooking, _declines(booking_id).scalar_subquery())
-        .outerjoin(CancelledBooking, CancelledBooking.booking_id == PayableBooking.booking_id)
-        .where(PayableBooking.booking_id == booking_id)
-    )
-    row = (await session.execute(stmt)).first()
-    return None if row is None else (row[0], row[1], int(row[2]))
+    far (one round trip); None when no ``booking.created`` of it has arrived (yet).
+
+    Plain objects, not in the session: paying only reads them."""
+    row = await hotsql.fetchrow(session, KNOWN_BOOKING, booking_id, list(NOT_A_DECLINE))
+    if row is None:
+        return None
+    booking = PayableBooking(**{name: row[name] for name in _PAYABLE_BOOKING_COLUMNS})
+    return booking, _recorded_end(booking_id, row), int(row["declines"])
 
 
 def payable_bookings_retention() -> Retention:
@@ -262,37 +355,28 @@ async def get_cancelled_booking(session: AsyncSession, booking_id: uuid.UUID) ->
 # --- the simulated provider's ledger ----------------------------------------------------
 
 
-class LedgerRow(Protocol):
-    """A ledger entry as a row (the columns of ``ProviderLedgerEntry`` by name)."""
+@dataclass(frozen=True)
+class LedgerRow:
+    """What a ledger entry answers a charge, refund or void."""
 
     operation_id: str
     approved: bool
     decline_code: str | None
 
 
-async def add_ledger_entry(
-    connection: AsyncSession | AsyncConnection, entry: ProviderLedgerEntry
-) -> LedgerRow:
+async def add_ledger_entry(connection: AsyncConnection, entry: ProviderLedgerEntry) -> LedgerRow:
     """Insert once per key; a concurrent or repeated key gets the entry recorded first."""
-    ledger = ProviderLedgerEntry.__table__
-    assert isinstance(ledger, Table)
-    columns = {c.key: getattr(entry, c.key) for c in ledger.columns if c.key != "created_at"}
-    stmt = (
-        insert(ledger)
-        .values(**columns)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(*ledger.columns)
+    e = entry
+    row = await hotsql.fetchrow(
+        connection,
+        ADD_LEDGER_ENTRY,
+        *(e.idempotency_key, e.operation, e.operation_id, e.reference, e.amount, e.currency),
+        *(e.approved, e.decline_code, e.card_brand, e.card_last4),
     )
-    inserted = (await connection.execute(stmt)).first()
-    if inserted is not None:  # the usual case: one round trip
-        return cast(LedgerRow, inserted)
-    recorded = (
-        await connection.execute(
-            select(*ledger.columns).where(ledger.c.idempotency_key == entry.idempotency_key)
-        )
-    ).first()
-    assert recorded is not None
-    return cast(LedgerRow, recorded)
+    if row is None:  # the key was recorded before: its first entry answers
+        row = await hotsql.fetchrow(connection, LEDGER_ENTRY, e.idempotency_key)
+        assert row is not None
+    return LedgerRow(**row)
 
 
 async def count_ledger_entries(session: AsyncSession, reference: str, operation: str) -> int:

@@ -218,9 +218,7 @@ async def _add_payment(
         idempotency_key=key,
         provider=ctx.provider.name,
     )
-    await repository.add_payment(session, payment)
-    await ctx.idempotency.attach_payment(session, user.user_id, key, payment.id)
-    return payment
+    return await repository.start_payment_of_key(session, payment)
 
 
 def _check_attempts_left(ctx: Payments, declines: int) -> None:

@@ -14,6 +14,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BindParameter,
     Column,
@@ -27,13 +28,13 @@ from sqlalchemy import (
     bindparam,
     event,
     func,
-    insert,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from servicekit import hotsql
 from servicekit.events.envelope import EventEnvelope
 from servicekit.tracing import with_trace_context
 
@@ -110,8 +111,14 @@ def outbox_row(event: EventEnvelope) -> dict[str, Any]:
 
 
 async def add_event(session: AsyncSession, outbox: Table, event: EventEnvelope) -> None:
-    """Write ``event`` to the outbox inside the caller's transaction (its commit wakes the relay)."""
-    await session.execute(insert(outbox), outbox_row(event))
+    """Write ``event`` to the outbox inside the caller's transaction (its commit wakes the relay).
+
+    Straight on asyncpg (servicekit.hotsql): one per event published, on every hot path.
+    """
+    row = outbox_row(event)
+    payload = orjson.dumps(row["payload"]).decode()
+    sql = f"INSERT INTO {outbox.fullname} (event_id, event_type, payload) VALUES ($1, $2, $3)"
+    await hotsql.execute(session, sql, row["event_id"], row["event_type"], payload)
     session.info[WRITTEN_KEY] = True
 
 

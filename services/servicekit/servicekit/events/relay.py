@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from servicekit import hotsql
 from servicekit.config import ServiceSettings
 from servicekit.events.broker import Broker
 from servicekit.events.outbox import OutboxWakeup
@@ -78,21 +79,16 @@ class OutboxRelay:
         self.wakeup = wakeup or OutboxWakeup()
         self._task: asyncio.Task[None] | None = None
         self._last_gauge = 0.0
-        t = outbox
-        # Claim the oldest unpublished rows no other relay holds, and mark them, in one round trip.
-        batch = (
-            select(t.c.event_id)
-            .where(t.c.published_at.is_(None))
-            .order_by(t.c.created_at)
-            .limit(BATCH_SIZE)
-            .with_for_update(skip_locked=True)
-        )
-        self._claim = (
-            update(t)
-            .where(t.c.event_id.in_(batch.scalar_subquery()))
-            .values(published_at=func.now())
-            .returning(t.c.event_id, t.c.event_type, t.c.payload, t.c.created_at)
-        )
+        # Claim the oldest unpublished rows no other relay holds, and mark them, in one round trip
+        # (straight on asyncpg, servicekit.hotsql: a round per commit that wrote events).
+        self._claim = f"""
+            UPDATE {outbox.fullname} SET published_at = now()
+            WHERE event_id IN (
+                SELECT event_id FROM {outbox.fullname} WHERE published_at IS NULL
+                ORDER BY created_at LIMIT {BATCH_SIZE} FOR UPDATE SKIP LOCKED
+            )
+            RETURNING event_id, event_type, payload, created_at
+        """
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
@@ -131,17 +127,17 @@ class OutboxRelay:
         if not self.broker.is_connected:  # claim nothing while it reconnects
             raise ConnectionError("RabbitMQ is not connected")
         async with self.engine.begin() as connection:
-            rows = sorted((await connection.execute(self._claim)).all(), key=lambda row: row.created_at)
+            rows = sorted(await hotsql.fetch(connection, self._claim), key=lambda row: row["created_at"])
             if not rows:
                 return RelayRound(0, 0)
             outcomes = await asyncio.gather(
-                *(self.broker.publish(build_message(row.payload), row.event_type) for row in rows),
+                *(self.broker.publish(build_message(row["payload"]), row["event_type"]) for row in rows),
                 return_exceptions=True,
             )
             await self._unmark_failures(connection, rows, outcomes)
         for row, outcome in zip(rows, outcomes, strict=True):
             if outcome is None:
-                EVENTS_PUBLISHED.labels(self.settings.service_name, row.event_type).inc()
+                EVENTS_PUBLISHED.labels(self.settings.service_name, row["event_type"]).inc()
         return RelayRound(len(rows), outcomes.count(None))
 
     async def _unmark_failures(
@@ -154,7 +150,7 @@ class OutboxRelay:
         error = type(failed[0][1]).__name__
         await connection.execute(
             update(t)
-            .where(t.c.event_id.in_([row.event_id for row, _ in failed]))
+            .where(t.c.event_id.in_([row["event_id"] for row, _ in failed]))
             .values(published_at=None, attempts=t.c.attempts + 1, last_error=error)
         )
         logger.warning("publishing %d events failed: %s", len(failed), error)
