@@ -15,10 +15,12 @@ from servicekit.testing.helpers import database_url
 
 
 def migrations(*argv: str) -> subprocess.CompletedProcess[str]:
+    # The timeout guards against a hang, not a slow start: on a loaded 2-core machine one
+    # process start plus a migration has taken over 60 s (seen twice while chaos.sh ran beside).
     env = {**os.environ, "DATABASE_URL": database_url("auth_service")}
     return subprocess.run(
         [sys.executable, "-m", "servicekit.migrations", *argv],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
 
 
