@@ -46,7 +46,15 @@ kill_leftovers() {
 }
 
 cleanup() {
+  local status=$? kept
   kill_leftovers >&2
+  if [[ "$status" != 0 ]]; then
+    # A failed run's logs (every node's and service's) outlive the run folder, for the post-mortem.
+    kept="$ROOT/var/chaos-failed-$(date -u +%Y%m%dT%H%M%SZ)"
+    mkdir -p "$kept"
+    (cd "$RUN" && find . \( -name '*.log' -o -name index.jsonl \) -exec cp --parents {} "$kept" \;) || true
+    echo "chaos: the failed run's logs are in $kept" >&2
+  fi
   rm -rf "$RUN"
 }
 

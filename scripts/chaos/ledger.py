@@ -1,5 +1,10 @@
 """The books of a scenario, as pure functions: what the clients were told against what the
-databases and the mail catcher hold, the longest time purchases failed, and the JSON line."""
+databases and the mail catcher hold, the longest time purchases were refused, and the JSON line.
+
+Refusals are read per step of the purchase: the bookings and the payments are each a stream of
+requests (a payment retried after a 503 is one request per try), and purchases are refused
+while either stream is refused. A client that retries its payment through a 10 s outage
+succeeds in the end, yet the payments were refused for those 10 s."""
 
 from __future__ import annotations
 
@@ -8,17 +13,18 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# (started, finished, succeeded) of one purchase, on one monotonic clock
+# (sent, answered, accepted) of one request, on one monotonic clock
 Attempt = tuple[float, float, bool]
 
 
 def longest_outage(attempts: Iterable[Attempt]) -> float:
-    """The longest stretch, in seconds, in which purchases failed and none succeeded.
+    """The longest stretch, in seconds, in which requests of one stream were refused and none
+    was accepted.
 
-    A stretch begins when the first failing purchase of a run of failures began (or when the
-    last success before it finished, if that was later: a failure that began earlier was
-    still waiting then), and ends when the next purchase succeeds, or with the last failure
-    if none did. A lone failure between successes still counts, as the time it cost."""
+    A stretch begins when the first refused request of a run of refusals was sent (or when the
+    last accepted one before it was answered, if that was later: a request sent earlier was
+    still waiting then), and ends when the next request is accepted, or with the last refusal
+    if none was. A lone refusal between acceptances still counts, as the time it cost."""
     longest, begun, last_success, last_finish = 0.0, None, None, 0.0
     for started, finished, succeeded in sorted(attempts, key=lambda attempt: attempt[1]):
         last_finish = max(last_finish, finished)
@@ -35,8 +41,8 @@ def longest_outage(attempts: Iterable[Attempt]) -> float:
 
 
 def recovered_after(attempts: Iterable[Attempt], fault_at: float) -> float | None:
-    """Seconds from the fault to the first success that no failure follows (0 when nothing
-    failed after the fault); None when the last purchase failed (it never recovered)."""
+    """Seconds from the fault to the first accepted request that no refusal follows (0 when
+    nothing was refused after the fault); None when the last request was refused."""
     ordered = sorted(attempts, key=lambda attempt: attempt[1])
     failures = [finished for _, finished, succeeded in ordered if not succeeded and finished >= fault_at]
     if not failures:
@@ -78,24 +84,36 @@ class Verdict:
         return broken == 0 and self.fault_made and self.succeeded > 0 and self.recovered_s is not None
 
 
+def worst_recovery(streams: list[list[Attempt]], fault_at: float) -> float | None:
+    """The stream that took longest to recover (None if one never did)."""
+    each = [recovered_after(stream, fault_at) for stream in streams]
+    return None if None in each else max((seconds or 0.0 for seconds in each), default=0.0)
+
+
 def judge(
-    scenario: tuple[int, str], attempts: list[Attempt], told: set[str], books: Books, fault_at: float | None
+    scenario: tuple[int, str],
+    streams: list[list[Attempt]],
+    told: set[str],
+    books: Books,
+    fault_at: float | None,
+    purchases: int,
 ) -> Verdict:
-    """``told``: the booking ids whose clients were told the purchase succeeded; ``fault_at``
-    None when the fault could not be made."""
+    """``streams``: the requests of each step (bookings, payments); ``told``: the booking ids
+    whose clients were told the purchase succeeded; ``fault_at`` None when the fault could not
+    be made."""
     number, name = scenario
     return Verdict(
         number=number,
         name=name,
-        purchases=len(attempts),
+        purchases=purchases,
         succeeded=len(told),
         lost_confirmed_bookings=len(told - books.confirmed),
         lost_mails=sum(1 for booking in books.confirmed if books.mails[booking] == 0),
         duplicate_mails=sum(1 for booking in books.confirmed if books.mails[booking] > 1),
         double_sold_seats=books.double_sold_seats,
         double_charges=books.double_charges,
-        unavailable_s=longest_outage(attempts),
-        recovered_s=recovered_after(attempts, fault_at or 0.0),
+        unavailable_s=max((longest_outage(stream) for stream in streams), default=0.0),
+        recovered_s=worst_recovery(streams, fault_at or 0.0),
         fault_made=fault_at is not None,
     )
 

@@ -29,7 +29,9 @@ class Purchase:
     started: float  # time.monotonic()
     finished: float
     outcome: Outcome
-    pay_attempts: int = 0
+    # (sent, answered, accepted) of each request, on the same clock
+    booked: tuple[float, float, bool] = (0.0, 0.0, False)
+    payments: list[tuple[float, float, bool]] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -73,8 +75,9 @@ class SteadyLoad:
         started = time.monotonic()
         connection = await pool.get()
         try:
+            sent = time.monotonic()
             outcome = await self._book(connection, job)
-            purchase = Purchase(started, started, outcome)
+            purchase = Purchase(started, started, outcome, (sent, time.monotonic(), outcome.status == 201))
             if outcome.status == 201:
                 await self._pay(connection, purchase)
         finally:
@@ -94,11 +97,12 @@ class SteadyLoad:
         booked, token = purchase.outcome, self.tokens[purchase.outcome.user]
         deadline = time.monotonic() + PAY_PATIENCE_SECONDS
         while True:
-            purchase.pay_attempts += 1
+            sent = time.monotonic()
             try:
                 await pay_booking(connection, booked, token)
             except WireError:
                 booked.status = 0
+            purchase.payments.append((sent, time.monotonic(), booked.status == 201))
             self.statuses[booked.status] += 1
             if booked.status not in RETRYABLE or time.monotonic() > deadline:
                 return

@@ -119,7 +119,8 @@ async def run_scenario(scenario: Scenario, run: Run) -> tuple[Verdict, str]:
     dsn = run.topology.dsn(DB_NAME)
     await settle(dsn, run.system.mail_index, showtime_id, told, SETTLE_SECONDS)
     books = await read_books(dsn, run.system.mail_index, showtime_id)
-    attempts = [(p.started, p.finished, p.succeeded) for p in purchases]
-    verdict = judge((scenario.number, scenario.name), attempts, told, books, fault_at)
+    streams = [[p.booked for p in purchases], [attempt for p in purchases for attempt in p.payments]]
+    verdict = judge((scenario.number, scenario.name), streams, told, books, fault_at, len(purchases))
     statuses = ", ".join(f"{status}: {count}" for status, count in sorted(load.statuses.items()))
-    return verdict, f"{detail}; answers {{{statuses}}}"
+    slowest = max((p.finished - p.started for p in purchases), default=0.0)
+    return verdict, f"{detail}\n    answers {{{statuses}}}, slowest purchase {slowest:.1f} s"
