@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,8 +19,12 @@ from servicekit.components import Factory
 
 def _components(settings: AuthSettings) -> list[Factory[Any]]:
     async def passwords(_: Runtime) -> PasswordService:
-        return PasswordService(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        # Made in a thread: it hashes its timing-equaliser once (argon2, tens of ms of CPU).
+        return await asyncio.to_thread(
+            PasswordService,
+            settings.argon2_time_cost,
+            settings.argon2_memory_kib,
+            settings.argon2_parallelism,
         )
 
     return [Factory(PASSWORDS, passwords)]

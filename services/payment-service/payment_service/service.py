@@ -125,14 +125,12 @@ async def _pay(
         raise ServiceUnavailable(
             "The payment provider is unavailable; nothing was charged, retry later",
             code="provider_unavailable",
-            headers={"Retry-After": "1"},
         ) from exc
     if result.abandoned:  # the reconciler voided the key while this request was too slow
         await abandon_payment(ctx, payment)
         raise ServiceUnavailable(
             "The payment took too long and was abandoned; nothing was charged, retry",
             code="payment_abandoned",
-            headers={"Retry-After": "1"},
         )
     return await finish_payment(ctx, user.user_id, key, payment, result)
 

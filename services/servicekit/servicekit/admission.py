@@ -15,12 +15,31 @@ from __future__ import annotations
 
 import asyncio
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from servicekit.errors import error_json
+from servicekit.config import ServiceSettings
+from servicekit.errors import document_error, error_json
 from servicekit.metrics import ADMISSION_REFUSED, ADMISSION_WAITING
 
 NEVER_HELD_BACK = ("/health", "/metrics")
+OVERLOADED_DESCRIPTION = (
+    "Too many requests in progress (service_overloaded), or a dependency is down; retry after Retry-After"
+)
+
+
+def install_admission_limit(app: FastAPI, settings: ServiceSettings) -> None:
+    """Add the limit, and list its 503 on every operation it can refuse (all but probes and scrapes)."""
+    app.add_middleware(
+        AdmissionLimit,
+        service=settings.service_name,
+        limit=settings.max_concurrent_requests,
+        timeout_seconds=settings.admission_timeout_seconds,
+    )
+    if settings.max_concurrent_requests > 0:
+        document_error(
+            app, 503, OVERLOADED_DESCRIPTION, lambda path, _op: not path.startswith(NEVER_HELD_BACK)
+        )
 
 
 class AdmissionLimit:

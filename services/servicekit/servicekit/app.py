@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from servicekit.admission import AdmissionLimit
+from servicekit.admission import install_admission_limit
 from servicekit.cache import create_redis
 from servicekit.components import Component, Factory
 from servicekit.config import ServiceSettings
@@ -232,12 +232,7 @@ def build_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     app.state.access_tokens = AccessTokens(settings)
     instrument_app(app, settings.service_name)
     install_error_handlers(app)
-    app.add_middleware(
-        AdmissionLimit,
-        service=settings.service_name,
-        limit=settings.max_concurrent_requests,
-        timeout_seconds=settings.admission_timeout_seconds,
-    )
+    install_admission_limit(app, settings)
     # Inside the request's context and metrics: a queued request's wait is part of its latency,
     # and a 503 for overload carries its request id.
     install_request_middleware(app, settings.service_name)

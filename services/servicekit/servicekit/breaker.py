@@ -52,6 +52,11 @@ class AsyncCircuitBreaker:
     def state(self) -> str:
         return str(self._breaker.current_state)
 
+    @property
+    def reset_timeout(self) -> float:
+        """Seconds the circuit stays open before it lets one trial call through."""
+        return float(self._breaker.reset_timeout)
+
     async def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await ``func(*args, **kwargs)`` under the breaker; raises CircuitOpenError when open."""
         with self._breaker.calling():

@@ -6,6 +6,7 @@ Every error body is ``{"error": {"code", "message", "request_id", "details"?}}``
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -83,7 +84,13 @@ class BadGateway(AppError):
 
 
 class ServiceUnavailable(AppError):
+    """503 with ``Retry-After`` (seconds), so a client knows when trying again makes sense."""
+
     status, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 1, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
+        super().__init__(message, **kw)
 
 
 class ErrorBody(BaseModel):
@@ -139,32 +146,43 @@ def document_unparsable_body(app: FastAPI) -> None:
     exactly the operations with a ``requestBody``, and is added to the generated document
     once here rather than by hand on each route.
     """
+    document_error(app, 400, UNPARSABLE_BODY_DESCRIPTION, lambda _path, operation: "requestBody" in operation)
+
+
+OperationFilter = Callable[[str, dict[str, Any]], bool]
+
+
+def document_error(app: FastAPI, status: int, description: str, applies: OperationFilter) -> None:
+    """List ``status`` (in the one error shape) on every operation ``applies(path, operation)``
+    picks, unless a route lists that status itself: for errors that middleware or FastAPI
+    answer before any route code runs."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        schema = generate()  # cached by FastAPI; adding the 400 again changes nothing
-        _list_unparsable_body(schema)
+        schema = generate()  # cached by FastAPI; listing the error again changes nothing
+        _list_error(schema, str(status), description, applies)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
 
 
-def _list_unparsable_body(schema: dict[str, Any]) -> None:
-    operations = [op for path in schema.get("paths", {}).values() for op in path.values()]
-    with_body = [op for op in operations if isinstance(op, dict) and "requestBody" in op]
-    if not with_body:
+def _list_error(schema: dict[str, Any], status: str, description: str, applies: OperationFilter) -> None:
+    operations = [
+        op
+        for path, methods in schema.get("paths", {}).items()
+        for op in methods.values()
+        if isinstance(op, dict) and applies(path, op)
+    ]
+    if not operations:
         return
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     if "ErrorResponse" not in components:
         error_schema = ErrorResponse.model_json_schema(ref_template=_ERROR_SCHEMA_REF)
         components.update(error_schema.pop("$defs", {}), ErrorResponse=error_schema)
     ref = {"$ref": _ERROR_SCHEMA_REF.format(model="ErrorResponse")}
-    for operation in with_body:
-        unparsable = {
-            "description": UNPARSABLE_BODY_DESCRIPTION,
-            "content": {"application/json": {"schema": ref}},
-        }
-        responses = {"400": unparsable, **operation.get("responses", {})}
+    for operation in operations:
+        listed = {"description": description, "content": {"application/json": {"schema": ref}}}
+        responses = {status: listed, **operation.get("responses", {})}
         operation["responses"] = dict(sorted(responses.items()))
 
 

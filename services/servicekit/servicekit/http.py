@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -67,7 +68,9 @@ class ServiceClient:
         try:
             return await self.breaker.call(self._send, method, path, **kwargs)
         except CircuitOpenError as exc:
-            raise ServiceUnavailable(f"The {self.target} service is unavailable") from exc
+            raise ServiceUnavailable(
+                f"The {self.target} service is unavailable", retry_after=math.ceil(self.breaker.reset_timeout)
+            ) from exc
         except (httpx.TransportError, UpstreamServerError) as exc:
             logger.warning("call to %s failed: %s", self.target, type(exc).__name__)
             raise ServiceUnavailable(f"The {self.target} service is unavailable") from exc

@@ -133,3 +133,21 @@ def test_every_service_queues_inside_the_request_context() -> None:
     assert layers.index(RequestContextMiddleware) < layers.index(AdmissionLimit)  # outer first
     [admission] = [m for m in app.user_middleware if m.cls is AdmissionLimit]
     assert admission.kwargs["limit"] == 3
+
+
+def test_openapi_lists_the_overload_503_on_every_operation_it_can_refuse() -> None:
+    router = APIRouter()
+
+    @router.get("/things")
+    async def things() -> list[int]:
+        return []
+
+    spec = ServiceSpec(title="admit", description="documents", routers=[router], uses_broker=False)
+    paths = build_app(ServiceSettings(max_concurrent_requests=3), spec).openapi()["paths"]
+    listed = paths["/things"]["get"]["responses"]["503"]
+    assert "service_overloaded" in listed["description"]
+    assert listed["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    health = paths["/health"]["get"]["responses"]["503"]  # its own: a dependency down
+    assert "overloaded" not in health["description"]  # probes are never held back
+    unlimited = build_app(ServiceSettings(max_concurrent_requests=0), spec).openapi()["paths"]
+    assert "503" not in unlimited["/things"]["get"]["responses"]
