@@ -62,6 +62,7 @@ class RabbitCluster:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
             "RABBITMQ_CTL_DIST_PORT_MIN": str(self.base_port + 20),
             "RABBITMQ_CTL_DIST_PORT_MAX": str(self.base_port + 29),
+            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",  # nodes and rabbitmqctl alike
         }
 
     def _node_env(self, node: Node) -> dict[str, str]:
@@ -74,7 +75,6 @@ class RabbitCluster:
             "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
             "RABBITMQ_LOG_BASE": str(folder / "log"),
             "RABBITMQ_PLUGINS_EXPAND_DIR": str(folder / "plugins-expand"),
-            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": ERL_ARGS,
         }
 
