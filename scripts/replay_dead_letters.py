@@ -10,7 +10,8 @@ queue held when it started, so a message that fails again (and returns to the
 .dlq) is not replayed in a loop. Each message is republished persistent with
 publisher confirms, its retry counter reset, and acked on the .dlq only after the
 broker confirmed the copy (a crash in between duplicates, which consumers skip by
-event id; it never loses one). The broker comes from RABBITMQ_URL (or --url).
+event id; it never loses one). The broker comes from RABBITMQ_URL (or --url): one AMQP
+URL, or a cluster's nodes as a comma-separated list, of which the first that answers is used.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import sys
 from typing import TextIO
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+
+from servicekit.events.cluster import parse_node_urls
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # Headers the consumer's retry logic reads; a replayed message starts afresh.
@@ -44,10 +47,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("queue", help="the consumer's main queue, e.g. notification-service.events")
     parser.add_argument("--max", type=int, default=1000, help="move at most this many (default 1000)")
     parser.add_argument("--dry-run", action="store_true", help="only report how many are waiting")
-    parser.add_argument("--url", default=os.environ.get("RABBITMQ_URL", DEFAULT_URL), help="AMQP URL")
+    parser.add_argument("--url", default=os.environ.get("RABBITMQ_URL", DEFAULT_URL), help="AMQP URL(s)")
     args = parser.parse_args(argv)
     if args.max < 1:
         parser.error("--max must be at least 1")
+    try:
+        parse_node_urls(args.url)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -71,9 +78,20 @@ async def _queues(channel: AbstractChannel, queue: str) -> tuple[AbstractQueue, 
     return dlq, int(dlq.declaration_result.message_count or 0)
 
 
+async def connect_first_node(urls: str) -> AbstractConnection:
+    """A connection to the first node of the list that answers (the last one's error otherwise)."""
+    *others, last = parse_node_urls(urls)
+    for url in others:
+        try:
+            return await aio_pika.connect(url, timeout=10)
+        except (OSError, aio_pika.exceptions.AMQPConnectionError):
+            continue
+    return await aio_pika.connect(last, timeout=10)
+
+
 async def replay(url: str, queue: str, limit: int, dry_run: bool = False) -> int:
     """Move up to ``limit`` messages from ``queue``.dlq to ``queue``; returns how many moved."""
-    connection = await aio_pika.connect(url, timeout=10)
+    connection = await connect_first_node(url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         dlq, waiting = await _queues(channel, queue)

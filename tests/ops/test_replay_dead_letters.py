@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -14,6 +15,7 @@ from typing import Any
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
+from yarl import URL
 
 from servicekit.testing import wait_until
 
@@ -85,6 +87,20 @@ async def test_dry_run_moves_nothing(
     assert result.returncode == 0, result.stderr
     assert f"{name}.dlq holds 3 message(s)" in result.stdout
     assert await depth(channel, f"{name}.dlq") == 3
+
+
+async def test_a_node_list_is_served_by_the_first_node_that_answers(
+    channel: AbstractChannel, queue_with_dead_letters: str, repo_root: Path
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed: a dead node
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    nodes = f"{URL(RABBITMQ_URL).with_port(dead_port)},{RABBITMQ_URL}"
+    name = queue_with_dead_letters
+    await wait_until(lambda: _depth_is(channel, f"{name}.dlq", 3), within=5)
+    result = await asyncio.to_thread(replay, repo_root, name, "--dry-run", "--url", nodes)
+    assert result.returncode == 0, result.stderr
+    assert f"{name}.dlq holds 3 message(s)" in result.stdout
 
 
 async def test_an_unknown_queue_is_an_error(repo_root: Path) -> None:

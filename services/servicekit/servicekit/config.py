@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from servicekit.events.cluster import parse_node_urls
 
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
 DEV_INTERNAL_TOKEN = "dev-only-internal-token"
@@ -18,7 +20,9 @@ Environment = Literal["development", "test", "production"]
 class ServiceSettings(BaseSettings):
     """Settings every service shares; each service subclasses it with its own."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused setting's error never echoes what was given (a URL
+    # with its password, a secret).
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True, hide_input_in_errors=True)
 
     service_name: str = "service"
     environment: Environment = "development"
@@ -64,7 +68,18 @@ class ServiceSettings(BaseSettings):
     redis_sentinel_master: str = "mymaster"
     redis_sentinel_password: SecretStr | None = None
 
+    # One AMQP URL, or the nodes of one cluster as a comma-separated list: the services
+    # connect to the first node that answers and move to the next one when it is lost
+    # (docs/operations.md, "RabbitMQ cluster").
     rabbitmq_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    # Consumer queues (main, .retry, .dlq) as quorum queues, replicated on the cluster's
+    # nodes; off declares classic queues. Queues of the other type are migrated at start-up.
+    rabbitmq_quorum_queues: bool = True
+    # A quorum queue dead-letters a message delivered this many times without being settled
+    # (each time, the consumer's process or connection died holding it): a poison message
+    # that crashes the consumer stops coming back. Handler failures do not count (the
+    # consumer settles those itself, through .retry).
+    rabbitmq_delivery_limit: int = Field(default=20, ge=1)
     events_exchange: str = "booking_events"
     queue_prefix: str = ""
     events_enabled: bool = True
@@ -100,6 +115,12 @@ class ServiceSettings(BaseSettings):
     http_timeout_seconds: float = Field(default=2.0, gt=0)
     breaker_fail_max: int = Field(default=5, ge=1)
     breaker_reset_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _rabbitmq_url_lists_amqp_nodes(cls, value: SecretStr) -> SecretStr:
+        parse_node_urls(value.get_secret_value())
+        return value
 
     @model_validator(mode="after")
     def _keep_dedupe_records_past_any_redelivery(self) -> ServiceSettings:

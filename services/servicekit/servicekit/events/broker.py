@@ -1,4 +1,4 @@
-"""The RabbitMQ connection: robust, declared once, and tolerant of a broker that is down."""
+"""The RabbitMQ connection: robust, on any node of the cluster, tolerant of a broker that is down."""
 
 from __future__ import annotations
 
@@ -9,20 +9,25 @@ import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 
 from servicekit.config import ServiceSettings
+from servicekit.events.cluster import NodeListConnection, parse_node_urls
 
 logger = logging.getLogger("servicekit.broker")
+# Between two attempts to reach a node (after the first one, made at once when a
+# connection is lost): a dead node's successor in the list is tried right away.
+RECONNECT_INTERVAL_SECONDS = 1
 
 
 class Broker:
     """Holds the robust connection, a confirming channel and the topic exchange.
 
-    ``start()`` returns at once; the connection is made in the background and
-    retried until the broker answers, so a service starts even while RabbitMQ is down.
+    ``start()`` returns at once; the connection is made in the background, to the
+    first node of ``RABBITMQ_URL`` that answers, and retried until one does, so a
+    service starts even while RabbitMQ is down. A lost connection moves to the next node.
     """
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.connection: AbstractRobustConnection | None = None
+        self.connection: NodeListConnection | None = None
         self.channel: AbstractRobustChannel | None = None
         self.exchange: AbstractExchange | None = None
         self.ready = asyncio.Event()
@@ -38,16 +43,22 @@ class Broker:
                 await self._connect()
                 return
             except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
-                logger.warning("RabbitMQ not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
+                # Reached a node but lost it before the exchange was declared: start afresh.
+                logger.warning("RabbitMQ set-up failed (%s); retrying in %.1fs", type(exc).__name__, delay)
+                await self._drop_connection()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
     async def _connect(self) -> None:
-        self.connection = await aio_pika.connect_robust(
-            self.settings.rabbitmq_url.get_secret_value(),
-            timeout=5,
+        """Connect (waiting, walking the node list, until a node answers), then declare."""
+        self.connection = NodeListConnection(
+            parse_node_urls(self.settings.rabbitmq_url.get_secret_value()),
             client_properties={"connection_name": self.settings.service_name},
+            reconnect_interval=RECONNECT_INTERVAL_SECONDS,
+            fail_fast=False,
         )
+        self.connection.reconnect_callbacks.add(self._on_reconnect)
+        await self.connection.connect(timeout=5)
         channel = await self.connection.channel(publisher_confirms=True)
         assert isinstance(channel, AbstractRobustChannel)
         self.channel = channel
@@ -55,7 +66,22 @@ class Broker:
             self.settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
         self.ready.set()
-        logger.info("connected to RabbitMQ, exchange %s", self.settings.events_exchange)
+        logger.info(
+            "connected to RabbitMQ node %s, exchange %s", self.connection.node, self.settings.events_exchange
+        )
+
+    def _on_reconnect(self, connection: AbstractRobustConnection | None) -> None:
+        logger.info("reconnected to RabbitMQ node %s", self.node)
+
+    @property
+    def node(self) -> str | None:
+        """``host:port`` of the node the connection is on (or tries next)."""
+        return self.connection.node if self.connection is not None else None
+
+    async def _drop_connection(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await connection.close()
 
     @property
     def is_connected(self) -> bool:
@@ -76,5 +102,4 @@ class Broker:
         if self._connect_task:
             self._connect_task.cancel()
             await asyncio.gather(self._connect_task, return_exceptions=True)
-        if self.connection is not None:
-            await self.connection.close()
+        await self._drop_connection()

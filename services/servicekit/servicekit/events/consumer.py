@@ -5,17 +5,23 @@ Queues of a consumer named ``C`` (with the configured prefix):
 - ``C.retry``: a failed message waits here for its back-off (per-message TTL),
   then dead-letters back to ``C``;
 - ``C.dlq``: messages that failed ``consumer_max_attempts`` times, or could not
-  be parsed at all. Replay them with ``scripts/replay_dead_letters.py``.
+  be parsed at all, or (quorum queues) were delivered ``RABBITMQ_DELIVERY_LIMIT``
+  times to consumers that died holding them. Replay them with
+  ``scripts/replay_dead_letters.py``.
+Quorum or classic queues: servicekit/events/queues.py; queues declared before with other
+arguments are migrated first: servicekit/events/migration.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import ChannelInvalidStateError
 from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
@@ -25,6 +31,8 @@ from servicekit.config import ServiceSettings
 from servicekit.context import event_id_var
 from servicekit.events.broker import Broker
 from servicekit.events.envelope import EventEnvelope
+from servicekit.events.migration import QueueMigration, QueuesBusy
+from servicekit.events.queues import ConsumerQueues, base_arguments, consumer_declarations
 from servicekit.metrics import CONSUMER_LAG, EVENTS_CONSUMED
 from servicekit.tracing import consumer_span
 
@@ -32,6 +40,8 @@ logger = logging.getLogger("servicekit.consumer")
 
 EventHandler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
 ATTEMPTS_HEADER = "x-attempts"
+# A consumer that could not start (broker away, queues being migrated) tries again after this.
+START_RETRY_SECONDS = 2.0
 
 
 class EventConsumer:
@@ -50,6 +60,8 @@ class EventConsumer:
     ) -> None:
         self.name = name
         self.queue_name = f"{settings.queue_prefix}{name}"
+        self.queues = ConsumerQueues(self.queue_name)
+        self.declarations = consumer_declarations(self.queues, settings)
         self.routing_keys = routing_keys
         self.handler = handler
         self.sessionmaker = sessionmaker
@@ -63,39 +75,67 @@ class EventConsumer:
         self._claim = insert(processed).on_conflict_do_nothing().returning(processed.c.event_id)
 
     async def start(self) -> None:
-        """Declare the queues and start consuming (waits for the broker connection)."""
-        await self.broker.ready.wait()
-        assert self.broker.connection is not None
-        self._channel = await self.broker.connection.channel(publisher_confirms=True)
+        """Declare the queues (migrated first if they changed) and start consuming.
+
+        Retried until it works: the broker may be away, another replica may be migrating
+        the queues, or the previous version's replicas may still consume the old ones.
+        """
+        while True:
+            await self.broker.ready.wait()
+            try:
+                await self._start_consuming()
+                return
+            except (
+                QueuesBusy,
+                TimeoutError,
+                OSError,
+                ChannelInvalidStateError,
+                aio_pika.exceptions.AMQPError,
+            ) as exc:
+                logger.warning(
+                    "consumer %s waits %.0fs to start: %s: %s",
+                    self.name,
+                    START_RETRY_SECONDS,
+                    type(exc).__name__,
+                    exc,
+                )
+                await self._close_channel()
+                await asyncio.sleep(START_RETRY_SECONDS)
+
+    async def _start_consuming(self) -> None:
+        connection = self.broker.connection
+        assert connection is not None
+        await QueueMigration(
+            connection,
+            self.queues,
+            self.declarations,
+            holding_arguments=base_arguments(self.settings),
+            exchange=self.settings.events_exchange,
+            routing_keys=self.routing_keys,
+        ).ensure_declared()
+        # Robust: reopened, its queues re-declared and re-consumed, on whichever node the
+        # broker's connection reaches after a reconnect.
+        self._channel = await connection.channel(publisher_confirms=True)
         await self._channel.set_qos(prefetch_count=self.prefetch)
         await self._declare_topology()
         assert self.queue is not None
         await self.queue.consume(self._on_message)
 
     async def _declare_topology(self) -> None:
-        ch, q = self._channel, self.queue_name
-        expires = self.settings.queue_expires_ms
-        extra = {"x-expires": expires} if expires else {}
-        await ch.declare_queue(f"{q}.dlq", durable=True, arguments=extra or None)
-        await ch.declare_queue(
-            f"{q}.retry",
-            durable=True,
-            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": q, **extra},
-        )
-        self.queue = await ch.declare_queue(
-            q,
-            durable=True,
-            arguments={
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": f"{q}.dlq",
-                **extra,
-            },
-        )
+        ch = self._channel
+        for declaration in self.declarations:  # the main queue comes last
+            queue = await ch.declare_queue(declaration.name, durable=True, arguments=declaration.arguments)
         exchange = await ch.declare_exchange(
             self.settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
         for routing_key in self.routing_keys:
-            await self.queue.bind(exchange, routing_key=routing_key)
+            await queue.bind(exchange, routing_key=routing_key)
+        self.queue = queue
+
+    async def _close_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            await channel.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -142,10 +182,10 @@ class EventConsumer:
         headers[ATTEMPTS_HEADER] = attempts
         headers["x-last-error"] = f"{type(exc).__name__}: {exc}"[:500]
         if attempts >= self.settings.consumer_max_attempts:
-            target, expiration, outcome = f"{self.queue_name}.dlq", None, "dead_lettered"
+            target, expiration, outcome = self.queues.dlq, None, "dead_lettered"
         else:
             backoff_ms = self.settings.consumer_retry_base_ms * 2 ** (attempts - 1)
-            target, expiration, outcome = f"{self.queue_name}.retry", backoff_ms / 1000, "retried"
+            target, expiration, outcome = self.queues.retry, backoff_ms / 1000, "retried"
         republished = aio_pika.Message(
             body=message.body,
             content_type=message.content_type,
@@ -164,7 +204,7 @@ class EventConsumer:
         if self._channel is None:
             return
         service = self.settings.service_name
-        for name in (self.queue_name, f"{self.queue_name}.dlq"):
+        for name in (self.queues.main, self.queues.dlq):
             CONSUMER_LAG.labels(service, name).set(await queue_message_count(self._channel, name))
 
 

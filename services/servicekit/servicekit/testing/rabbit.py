@@ -1,8 +1,11 @@
-"""Watch what reaches the exchange, from a test: an exclusive queue bound to routing keys."""
+"""Watch what reaches the exchange, from a test: an exclusive queue bound to routing keys;
+and ask a RabbitMQ node what it holds (``rabbitmqctl``)."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from collections.abc import Mapping
 from typing import Any
 
 import aio_pika
@@ -52,3 +55,21 @@ class RabbitSpy:
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.sleep(0)
         await self._connection.close()
+
+
+def list_queues(
+    prefix: str, *columns: str, node: str | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, list[str]]:
+    """``rabbitmqctl list_queues name <columns>`` for the queues named ``prefix...``: what the
+    broker itself reports (the queue's type, its leader), not what a client declared."""
+    target = ["-n", node] if node else []
+    listed = subprocess.run(
+        ["rabbitmqctl", *target, "list_queues", "--quiet", "--no-table-headers", "name", *columns],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        env=env,
+    ).stdout
+    rows = [line.split("\t") for line in listed.splitlines()]
+    return {row[0]: row[1:] for row in rows if row[0].startswith(prefix)}
