@@ -56,7 +56,7 @@ class System:
             "DATABASE_HOSTS": ",".join(topology.pg_hosts),
             "PAYMENT_DATABASE_HOSTS": f"127.0.0.1:{self.ports.payment_db_proxy},{topology.pg_hosts[1]}",
             "REDIS_URL": f"redis://127.0.0.1:{self.ports.redis[0]}/0",  # with sentinels: its db only
-            "RABBITMQ_URL": topology.rabbit.urls[0],  # TEMP until rabbit-ha
+            "RABBITMQ_URL": ",".join(topology.rabbit.urls),
             "GATEWAY_PORT": str(at(80)), "AUTH_PORT": str(at(1)), "MOVIE_PORT": str(at(2)),
             "BOOKING_PORT": str(at(3)), "PAYMENT_PORT": str(at(4)), "NOTIFICATION_PORT": str(at(5)),
             "SMTP_PORT": str(at(25)), "BOOKING_BALANCER_PORT": str(at(90)),
