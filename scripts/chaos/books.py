@@ -34,16 +34,17 @@ def mails_by_booking(index: Path, bookings: frozenset[str] | set[str]) -> Counte
     return Counter({by_reference[ref]: len(times) for ref, times in found.items()})
 
 
-async def settle(dsn: str, index: Path, showtime_id: str, told: set[str], within: float) -> None:
+async def settle(dsn: str, index: Path, showtime_id: str, told: set[str], within: float) -> float:
     """Until every purchase the clients were told of is confirmed and every confirmed booking
-    has its tickets mail, or ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    has its tickets mail, or ``within`` seconds: how long that took."""
+    began = time.monotonic()
+    while time.monotonic() - began < within:
         confirmed = await confirmed_bookings(dsn, showtime_id)
         mails = await asyncio.to_thread(mails_by_booking, index, confirmed)
         if told <= confirmed and all(mails[booking] for booking in confirmed):
-            return
+            break
         await asyncio.sleep(0.5)
+    return time.monotonic() - began
 
 
 async def read_books(dsn: str, index: Path, showtime_id: str) -> Books:

@@ -117,10 +117,11 @@ async def run_scenario(scenario: Scenario, run: Run) -> tuple[Verdict, str]:
     purchases = await loading
     told = {p.outcome.booking_id for p in purchases if p.succeeded and p.outcome.booking_id}
     dsn = run.topology.dsn(DB_NAME)
-    await settle(dsn, run.system.mail_index, showtime_id, told, SETTLE_SECONDS)
+    settled = await settle(dsn, run.system.mail_index, showtime_id, told, SETTLE_SECONDS)
     books = await read_books(dsn, run.system.mail_index, showtime_id)
     streams = [[p.booked for p in purchases], [attempt for p in purchases for attempt in p.payments]]
     verdict = judge((scenario.number, scenario.name), streams, told, books, fault_at, len(purchases))
     statuses = ", ".join(f"{status}: {count}" for status, count in sorted(load.statuses.items()))
     slowest = max((p.finished - p.started for p in purchases), default=0.0)
-    return verdict, f"{detail}\n    answers {{{statuses}}}, slowest purchase {slowest:.1f} s"
+    answers = f"answers {{{statuses}}}, slowest purchase {slowest:.1f} s"
+    return verdict, f"{detail}\n    {answers}; books settled {settled:.1f} s after the load"
