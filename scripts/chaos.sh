@@ -24,7 +24,7 @@ require_binaries() {
   [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   if ((${#missing[@]})); then
-    echo "installing ${missing[*]} (apt-get; their default servers are not needed and stay as Debian starts them)" >&2
+    echo "installing ${missing[*]} (apt-get)" >&2
     apt_install "${missing[@]}"
   fi
 }
@@ -64,4 +64,15 @@ require_binaries
 RUN="$(mktemp -d /tmp/mb-chaos-XXXXXX)"
 chmod 755 "$RUN"  # PostgreSQL runs as the postgres user, in a folder inside this one
 trap cleanup EXIT
-PYTHONPATH="$ROOT/scripts:$ROOT/scripts/benchmark" "$PY" -m chaos --dir "$RUN" "$@"
+PYTHONPATH="$ROOT/scripts:$ROOT/scripts/benchmark" "$PY" -m chaos --dir "$RUN" "$@" &
+run=$!
+# Ctrl-C or a TERM (a CI time-out) reach this shell only (a background job ignores SIGINT): the
+# run is told to stop, tears down what it started and prints its JSON line, then the trap runs.
+trap 'kill -TERM "$run" 2>/dev/null || true' INT TERM
+status=0
+wait "$run" || status=$?
+while kill -0 "$run" 2>/dev/null; do  # a signal ended the wait, not the run
+  status=0
+  wait "$run" || status=$?
+done
+exit "$status"

@@ -27,7 +27,7 @@ import httpx
 
 from auth_service.config import DEV_ADMIN_PASSWORD
 from chaos.ledger import Verdict, run_failed, summary_line
-from chaos.procs import Processes
+from chaos.procs import Processes, listening_ports
 from chaos.scenarios import RUN_ORDER, SCENARIOS, Run, run_scenario
 from chaos.system import System
 from chaos.topology import Ports, Topology
@@ -140,9 +140,12 @@ def main() -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         say("!! interrupted (torn down)")
         verdicts = []
+    left = listening_ports(args.port_base, args.port_base + 999)
+    if left:
+        say(f"!! still listening after the teardown: {left}")
     line = summary_line(planned, verdicts)
     say(line)
-    return 1 if run_failed(json.loads(line)) else 0
+    return 1 if run_failed(json.loads(line)) or left else 0
 
 
 if __name__ == "__main__":

@@ -119,7 +119,8 @@ def judge(
 
 
 def summary_line(planned: int, verdicts: list[Verdict]) -> str:
-    """The run's last line: one JSON object, the figures summed (the worst outage) over the scenarios."""
+    """The run's last line: one JSON object. Lost bookings and mails are summed over the
+    scenarios; the double counts (read database-wide) and the outage are the worst reading."""
     return json.dumps(
         {
             "scenarios": planned,

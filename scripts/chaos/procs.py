@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 
@@ -38,6 +39,7 @@ class Processes:
         process = self.started[name]
         _signal_group(process, signal.SIGKILL)
         process.wait(10)
+        _wait_group_gone(process.pid)
 
     def alive(self, name: str) -> bool:
         return self.started[name].poll() is None
@@ -49,6 +51,19 @@ class Processes:
             _signal_group(process, signal.SIGKILL)
         for process in self.started.values():
             await asyncio.to_thread(process.wait, 10)
+            await asyncio.to_thread(_wait_group_gone, process.pid)
+
+
+def _wait_group_gone(pgid: int, within: float = 10.0) -> None:
+    """Until no process is left in the group: the leader (a start script) dies first, the
+    server it started (beam.smp) a moment later, and only then are its ports free."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
@@ -56,3 +71,15 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
     except ProcessLookupError:
         pass
+
+
+def listening_ports(low: int, high: int) -> list[int]:
+    """TCP ports from ``low`` to ``high`` that something listens on (IPv4 and IPv6, Linux)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            port, state = int(fields[1].rsplit(":", 1)[1], 16), fields[3]
+            if state == "0A" and low <= port <= high:  # 0A: LISTEN
+                found.add(port)
+    return sorted(found)
