@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from chaos.books import read_books, settle
 from chaos.ledger import Verdict, judge
-from chaos.load import SteadyLoad
+from chaos.load import Purchase, SteadyLoad
 from chaos.procs import Processes
 from chaos.system import DB_NAME, System
 from chaos.topology import Topology
@@ -104,16 +104,12 @@ RUN_ORDER = (4, 5, 3, 2, 1)
 
 
 async def run_scenario(scenario: Scenario, run: Run) -> tuple[Verdict, str]:
-    """The load with the fault in it, the settle, the books: the verdict and what the fault did."""
+    """The load with the fault in it, the settle, the books: the verdict and what happened."""
     showtime_id, seats = run.showtimes[scenario.number]
     load = SteadyLoad(run.system.base_url, run.tokens, showtime_id, seats, RATE)
     loading = asyncio.create_task(load.run(LOAD_SECONDS))
     await asyncio.sleep(FAULT_AFTER)
-    fault_at: float | None = time.monotonic()
-    try:
-        detail = await scenario.inject(run)
-    except Exception as exc:  # the fault could not be made: the scenario fails, the run goes on
-        detail, fault_at = f"the fault could not be made: {type(exc).__name__}: {exc}", None
+    detail, fault_at = await _make_fault(scenario, run)
     purchases = await loading
     told = {p.outcome.booking_id for p in purchases if p.succeeded and p.outcome.booking_id}
     dsn = run.topology.dsn(DB_NAME)
@@ -121,7 +117,19 @@ async def run_scenario(scenario: Scenario, run: Run) -> tuple[Verdict, str]:
     books = await read_books(dsn, run.system.mail_index, showtime_id)
     streams = [[p.booked for p in purchases], [attempt for p in purchases for attempt in p.payments]]
     verdict = judge((scenario.number, scenario.name), streams, told, books, fault_at, len(purchases))
+    return verdict, f"{detail}\n    {_answers(load, purchases)}; books settled {settled:.1f} s after the load"
+
+
+async def _make_fault(scenario: Scenario, run: Run) -> tuple[str, float | None]:
+    """What the fault did, and when it began (None: it could not be made, the scenario fails)."""
+    began = time.monotonic()
+    try:
+        return await scenario.inject(run), began
+    except Exception as exc:  # the run goes on with the next scenario
+        return f"the fault could not be made: {type(exc).__name__}: {exc}", None
+
+
+def _answers(load: SteadyLoad, purchases: list[Purchase]) -> str:
     statuses = ", ".join(f"{status}: {count}" for status, count in sorted(load.statuses.items()))
     slowest = max((p.finished - p.started for p in purchases), default=0.0)
-    answers = f"answers {{{statuses}}}, slowest purchase {slowest:.1f} s"
-    return verdict, f"{detail}\n    {answers}; books settled {settled:.1f} s after the load"
+    return f"answers {{{statuses}}}, slowest purchase {slowest:.1f} s"
