@@ -89,6 +89,8 @@ async def scenarios(numbers: list[int], run: Run) -> list[Verdict]:
         began = time.monotonic()
         verdict, detail = await run_scenario(SCENARIOS[number], run)
         report(verdict, detail, time.monotonic() - began)
+        if not verdict.passed:  # the broker's view, for the post-mortem
+            say(await run.topology.rabbit.queue_states())
         verdicts.append(verdict)
     return verdicts
 

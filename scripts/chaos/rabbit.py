@@ -142,5 +142,11 @@ class RabbitCluster:
                 found[parts[2]] += 1
         return found
 
+    async def queue_states(self) -> str:
+        """Every queue's type, leader, members online and messages (for a failed scenario's log)."""
+        running = [node for node in self.nodes if self.procs.alive(node.short)]
+        columns = ("name", "type", "leader", "online", "messages", "messages_unacknowledged")
+        return await self.ctl(running[0], "list_queues", *columns)
+
     def kill(self, node: Node) -> None:
         self.procs.kill(node.short)
