@@ -7,6 +7,7 @@ import logging
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
+from pamqp.commands import Basic
 
 from servicekit.config import ServiceSettings
 from servicekit.events.cluster import NodeListConnection, parse_node_urls
@@ -32,6 +33,7 @@ class Broker:
         self.exchange: AbstractExchange | None = None
         self.ready = asyncio.Event()
         self._connect_task: asyncio.Task[None] | None = None
+        self._renewing = asyncio.Lock()
 
     def start(self) -> None:
         self._connect_task = asyncio.create_task(self._connect_forever(), name="broker-connect")
@@ -59,16 +61,55 @@ class Broker:
         )
         self.connection.reconnect_callbacks.add(self._on_reconnect)
         await self.connection.connect(timeout=5)
-        channel = await self.connection.channel(publisher_confirms=True)
-        assert isinstance(channel, AbstractRobustChannel)
-        self.channel = channel
-        self.exchange = await channel.declare_exchange(
-            self.settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        await self._open_channel()
         self.ready.set()
         logger.info(
             "connected to RabbitMQ node %s, exchange %s", self.connection.node, self.settings.events_exchange
         )
+
+    async def _open_channel(self) -> None:
+        """The confirming channel publishers use, and the topic exchange declared on it."""
+        assert self.connection is not None
+        channel = await self.connection.channel(publisher_confirms=True)
+        assert isinstance(channel, AbstractRobustChannel)
+        self.exchange = await channel.declare_exchange(
+            self.settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self.channel = channel
+
+    async def publish(self, message: aio_pika.Message, routing_key: str, *, to_queue: bool = False) -> None:
+        """Publish to the events exchange (or, ``to_queue``, straight to the queue named
+        ``routing_key``) and insist on the broker's Basic.Ack; anything else raises.
+
+        Not mandatory: an event nobody subscribes to (yet) is dropped by the topic exchange
+        by design, and must not block the outbox.
+        """
+        channel, exchange = self.channel, self.exchange
+        if channel is None or exchange is None or not self.is_connected:
+            raise ConnectionError("RabbitMQ is not connected")
+        target = channel.default_exchange if to_queue else exchange
+        try:
+            confirmation = await target.publish(message, routing_key=routing_key, mandatory=False, timeout=10)
+        except aio_pika.exceptions.DeliveryError:  # a Basic.Nack
+            await self._renew_channel(channel)
+            raise
+        if not isinstance(confirmation, Basic.Ack):
+            raise ConnectionError(f"publish not confirmed: {type(confirmation).__name__}")
+
+    async def _renew_channel(self, refused: AbstractRobustChannel) -> None:
+        """Publish on a new channel from now on, after ``refused`` was nacked.
+
+        RabbitMQ 3.10 can leave a channel that first published to a quorum queue while the
+        queue's leader was being elected (just after a node loss) nacking every later publish
+        to that queue; a new channel is not affected. A nack for any other reason costs a
+        channel, no more.
+        """
+        async with self._renewing:
+            if self.channel is not refused:  # renewed already, by another refused publish
+                return
+            await self._open_channel()
+            await refused.close()
+        logger.warning("a publish was refused (nacked) by RabbitMQ; publishing on a new channel")
 
     def _on_reconnect(self, connection: AbstractRobustConnection | None) -> None:
         logger.info("reconnected to RabbitMQ node %s", self.node)
@@ -85,12 +126,14 @@ class Broker:
 
     @property
     def is_connected(self) -> bool:
-        connection = self.connection
+        connection, channel = self.connection, self.channel
         return (
             connection is not None
             and not connection.is_closed
             and connection.connected.is_set()  # cleared while a robust connection reconnects
             and self.ready.is_set()
+            and channel is not None
+            and not channel.is_closed  # set again only once restored after a reconnect
         )
 
     async def check(self) -> None:

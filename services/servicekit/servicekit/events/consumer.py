@@ -21,7 +21,6 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
-from aio_pika.exceptions import ChannelInvalidStateError
 from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
@@ -31,7 +30,7 @@ from servicekit.config import ServiceSettings
 from servicekit.context import event_id_var
 from servicekit.events.broker import Broker
 from servicekit.events.envelope import EventEnvelope
-from servicekit.events.migration import QueueMigration, QueuesBusy
+from servicekit.events.migration import QueueMigration
 from servicekit.events.queues import ConsumerQueues, base_arguments, consumer_declarations
 from servicekit.metrics import CONSUMER_LAG, EVENTS_CONSUMED
 from servicekit.tracing import consumer_span
@@ -85,13 +84,7 @@ class EventConsumer:
             try:
                 await self._start_consuming()
                 return
-            except (
-                QueuesBusy,
-                TimeoutError,
-                OSError,
-                ChannelInvalidStateError,
-                aio_pika.exceptions.AMQPError,
-            ) as exc:
+            except Exception as exc:  # QueuesBusy, or the broker lost meanwhile: the next try may work
                 logger.warning(
                     "consumer %s waits %.0fs to start: %s: %s",
                     self.name,
@@ -115,7 +108,7 @@ class EventConsumer:
         ).ensure_declared()
         # Robust: reopened, its queues re-declared and re-consumed, on whichever node the
         # broker's connection reaches after a reconnect.
-        self._channel = await connection.channel(publisher_confirms=True)
+        self._channel = await connection.channel(publisher_confirms=False)  # publishes go through the broker
         await self._channel.set_qos(prefetch_count=self.prefetch)
         await self._declare_topology()
         assert self.queue is not None
@@ -195,7 +188,12 @@ class EventConsumer:
             headers=headers,
             expiration=expiration,
         )
-        await self._channel.default_exchange.publish(republished, routing_key=target)
+        try:  # on the broker's confirming channel, renewed if RabbitMQ refuses it
+            await self.broker.publish(republished, target, to_queue=True)
+        except Exception as publish_failure:  # back to the queue: it is handled again later
+            logger.warning("%s not moved to %s: %s", event.event_type, target, type(publish_failure).__name__)
+            await message.nack(requeue=True)
+            return
         EVENTS_CONSUMED.labels(self.settings.service_name, event.event_type, outcome).inc()
         await message.ack()
 

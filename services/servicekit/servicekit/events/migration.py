@@ -10,7 +10,7 @@ whose queues ``C``, ``C.retry``, ``C.dlq`` differ from what it declares moves th
    once no consumer is attached to them (replicas of the previous version finish first);
 2. a holding queue ``C.migrating`` of the new type is bound like ``C``, so events
    published meanwhile wait there;
-3. each differing queue is unbound, emptied into it (every copy confirmed before the
+3. each differing queue is unbound, emptied into it (every copy confirmed before its
    original is acked), and deleted once it is seen empty and unused;
 4. the queues are declared anew, the holding queue is unbound, and its messages go back
    to the queue they came from (a message waiting in ``C.retry`` goes to ``C`` at once:

@@ -24,7 +24,6 @@ from typing import Any
 
 import aio_pika
 import orjson
-from pamqp.commands import Basic
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -129,15 +128,14 @@ class OutboxRelay:
         that commits only after the confirms: a crash before that leaves every row as it was.
         An event the broker did not confirm is unmarked (``attempts`` counts it) for a later round.
         """
-        exchange = self.broker.exchange
-        if exchange is None or not self.broker.is_connected:  # claim nothing while it reconnects
+        if not self.broker.is_connected:  # claim nothing while it reconnects
             raise ConnectionError("RabbitMQ is not connected")
         async with self.engine.begin() as connection:
             rows = sorted((await connection.execute(self._claim)).all(), key=lambda row: row.created_at)
             if not rows:
                 return RelayRound(0, 0)
             outcomes = await asyncio.gather(
-                *(self._publish_confirmed(exchange, row.payload, row.event_type) for row in rows),
+                *(self.broker.publish(build_message(row.payload), row.event_type) for row in rows),
                 return_exceptions=True,
             )
             await self._unmark_failures(connection, rows, outcomes)
@@ -160,20 +158,6 @@ class OutboxRelay:
             .values(published_at=None, attempts=t.c.attempts + 1, last_error=error)
         )
         logger.warning("publishing %d events failed: %s", len(failed), error)
-
-    async def _publish_confirmed(self, exchange: Any, payload: dict[str, Any], routing_key: str) -> None:
-        """Publish and insist on the broker's Basic.Ack; anything else is a failure to retry.
-
-        Not mandatory: an event nobody subscribes to (yet) is dropped by the topic
-        exchange by design, and must not block the outbox.
-        """
-        if not self.broker.is_connected:
-            raise ConnectionError("RabbitMQ is not connected")
-        confirmation = await exchange.publish(
-            build_message(payload), routing_key=routing_key, mandatory=False, timeout=10
-        )
-        if not isinstance(confirmation, Basic.Ack):
-            raise ConnectionError(f"publish not confirmed: {type(confirmation).__name__}")
 
     async def _update_gauges(self) -> None:
         now = time.monotonic()
