@@ -17,8 +17,17 @@
 # Settings (environment; defaults in brackets). A running system keeps the ones it was started
 # with in $RUN_DIR/instance.env: `status`, and `up` while any part runs, take them from there.
 #   RUN_DIR [var/local]  DB_NAME [moviebooking]  GATEWAY_PORT [80, or 8080 when 80 is taken]
-#   AUTH_PORT..NOTIFICATION_PORT [8001..8005]  BOOKING_REPLICAS [1]  SMTP_PORT [1025]
+#   AUTH_PORT..NOTIFICATION_PORT [8001..8005]  BOOKING_REPLICAS, PAYMENT_REPLICAS [1]  SMTP_PORT [1025]
+#     (replica N of a service listens on its port + 10 x (N - 1))
 #   PGHOST/PGPORT [127.0.0.1/5432]  REDIS_URL  RABBITMQ_URL  EVENTS_EXCHANGE  QUEUE_PREFIX  REDIS_PREFIX
+#   DATABASE_HOSTS [PGHOST:PGPORT]  "host:port,host:port": the services' DATABASE_URL lists every
+#     node and asks for the one that takes writes (target_session_attrs=read-write); PGHOST/PGPORT
+#     still name the primary that scripts/db_setup.sh prepares.
+#   AUTH_DATABASE_HOSTS..NOTIFICATION_DATABASE_HOSTS [DATABASE_HOSTS]  the same for one service
+#   BOOKING_BALANCER_PORT [none]  NGINX also balances the other services' calls to booking over
+#     its replicas on 127.0.0.1:<this port> (every route, internal ones too: what the
+#     booking-service name does in compose and Kubernetes); without it they call booking's first
+#     replica directly.
 #   AUTH_TOKEN_RATE [10r/s] AUTH_TOKEN_BURST [20] API_RATE [2000r/s] API_BURST [4000]
 #   ENVIRONMENT [development]  EXTRA_SERVICE_ENV (more NAME=value for every service)
 #   DB_FRESH (non-empty: a fresh start re-creates the database)  DB_PASSWORD (not recorded)
@@ -34,7 +43,11 @@ DB_NAME="${DB_NAME:-moviebooking}"
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}"
 AUTH_PORT="${AUTH_PORT:-8001}" MOVIE_PORT="${MOVIE_PORT:-8002}" BOOKING_PORT="${BOOKING_PORT:-8003}"
 PAYMENT_PORT="${PAYMENT_PORT:-8004}" NOTIFICATION_PORT="${NOTIFICATION_PORT:-8005}"
-BOOKING_REPLICAS="${BOOKING_REPLICAS:-1}"
+BOOKING_REPLICAS="${BOOKING_REPLICAS:-1}" PAYMENT_REPLICAS="${PAYMENT_REPLICAS:-1}"
+DATABASE_HOSTS="${DATABASE_HOSTS:-}" BOOKING_BALANCER_PORT="${BOOKING_BALANCER_PORT:-}"
+AUTH_DATABASE_HOSTS="${AUTH_DATABASE_HOSTS:-}" MOVIE_DATABASE_HOSTS="${MOVIE_DATABASE_HOSTS:-}"
+BOOKING_DATABASE_HOSTS="${BOOKING_DATABASE_HOSTS:-}" PAYMENT_DATABASE_HOSTS="${PAYMENT_DATABASE_HOSTS:-}"
+NOTIFICATION_DATABASE_HOSTS="${NOTIFICATION_DATABASE_HOSTS:-}"
 SMTP_PORT="${SMTP_PORT:-1025}" GATEWAY_PORT="${GATEWAY_PORT:-}"
 ENVIRONMENT="${ENVIRONMENT:-development}" EXTRA_SERVICE_ENV="${EXTRA_SERVICE_ENV:-}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}" REDIS_PREFIX="${REDIS_PREFIX:-mb:}"
@@ -45,10 +58,20 @@ API_RATE="${API_RATE:-2000r/s}" API_BURST="${API_BURST:-4000}"
 # What $RUN_DIR/instance.env records (secrets such as DB_PASSWORD stay in the environment).
 SETTINGS=(DB_NAME PGHOST PGPORT AUTH_PORT MOVIE_PORT BOOKING_PORT PAYMENT_PORT NOTIFICATION_PORT
   BOOKING_REPLICAS SMTP_PORT GATEWAY_PORT ENVIRONMENT EXTRA_SERVICE_ENV REDIS_URL REDIS_PREFIX
-  RABBITMQ_URL EVENTS_EXCHANGE QUEUE_PREFIX AUTH_TOKEN_RATE AUTH_TOKEN_BURST API_RATE API_BURST)
+  RABBITMQ_URL EVENTS_EXCHANGE QUEUE_PREFIX AUTH_TOKEN_RATE AUTH_TOKEN_BURST API_RATE API_BURST
+  PAYMENT_REPLICAS DATABASE_HOSTS AUTH_DATABASE_HOSTS MOVIE_DATABASE_HOSTS BOOKING_DATABASE_HOSTS
+  PAYMENT_DATABASE_HOSTS NOTIFICATION_DATABASE_HOSTS BOOKING_BALANCER_PORT)
 SERVICES=(auth movie booking payment notification)
 
 service_port() { local var="${1^^}_PORT"; echo "${!var}"; }
+
+service_replicas() {
+  case "$1" in
+    booking) echo "$BOOKING_REPLICAS" ;;
+    payment) echo "$PAYMENT_REPLICAS" ;;
+    *) echo 1 ;;
+  esac
+}
 
 pick_gateway_port() {
   if [[ -n "$GATEWAY_PORT" ]]; then echo "$GATEWAY_PORT"; return; fi
@@ -80,7 +103,7 @@ part_names() {
   echo mail
   for svc in "${SERVICES[@]}"; do
     echo "$svc"
-    if [[ "$svc" == booking ]]; then for ((i = 2; i <= BOOKING_REPLICAS; i++)); do echo "booking-$i"; done; fi
+    for ((i = 2; i <= $(service_replicas "$svc"); i++)); do echo "$svc-$i"; done
   done
   echo gateway
 }
@@ -89,7 +112,7 @@ part_port() {
   case "$1" in
     mail) echo "$SMTP_PORT" ;;
     gateway) echo "$GATEWAY_PORT" ;;
-    booking-*) echo "$((BOOKING_PORT + 10 * (${1#booking-} - 1)))" ;;
+    *-*) echo "$(($(service_port "${1%%-*}") + 10 * (${1#*-} - 1)))" ;;
     *) service_port "$1" ;;
   esac
 }
@@ -127,14 +150,30 @@ part_health() {
   return 1
 }
 
+database_url() {
+  # One node (PGHOST:PGPORT), or every node of DATABASE_HOSTS (or the service's own list).
+  local svc="$1" hosts_var="${1^^}_DATABASE_HOSTS" hosts query="" host
+  local login="${svc}_service:${DB_PASSWORD:-dev-only-db-password}"
+  hosts="${!hosts_var:-$DATABASE_HOSTS}"
+  if [[ -z "$hosts" ]]; then
+    echo "postgresql+asyncpg://${login}@${PGHOST}:${PGPORT}/${DB_NAME}"
+    return
+  fi
+  for host in ${hosts//,/ }; do query+="host=${host}&"; done
+  echo "postgresql+asyncpg://${login}@/${DB_NAME}?${query}target_session_attrs=read-write"
+}
+
+booking_url() {
+  if [[ -n "$BOOKING_BALANCER_PORT" ]]; then echo "http://127.0.0.1:${BOOKING_BALANCER_PORT}"; else echo "http://127.0.0.1:${BOOKING_PORT}"; fi
+}
+
 service_env() {
   # The environment one service process gets (the same names compose and k8s set).
   local svc="$1" port="$2"
-  echo "PORT=$port" "HOST=127.0.0.1" "ENVIRONMENT=${ENVIRONMENT}" \
-    "DATABASE_URL=postgresql+asyncpg://${svc}_service:${DB_PASSWORD:-dev-only-db-password}@${PGHOST}:${PGPORT}/${DB_NAME}" \
+  echo "PORT=$port" "HOST=127.0.0.1" "ENVIRONMENT=${ENVIRONMENT}" "DATABASE_URL=$(database_url "$svc")" \
     "REDIS_URL=${REDIS_URL}" "REDIS_PREFIX=${REDIS_PREFIX}" "RABBITMQ_URL=${RABBITMQ_URL}" \
     "EVENTS_EXCHANGE=${EVENTS_EXCHANGE}" "QUEUE_PREFIX=${QUEUE_PREFIX}" \
-    "MOVIE_SERVICE_URL=http://127.0.0.1:${MOVIE_PORT}" "BOOKING_SERVICE_URL=http://127.0.0.1:${BOOKING_PORT}" \
+    "MOVIE_SERVICE_URL=http://127.0.0.1:${MOVIE_PORT}" "BOOKING_SERVICE_URL=$(booking_url)" \
     "SMTP_HOST=127.0.0.1" "SMTP_PORT=${SMTP_PORT}" ${EXTRA_SERVICE_ENV}
 }
 
@@ -150,11 +189,9 @@ upstream_lines() {
   local svc="$1" port i lines=""
   port="$(service_port "$svc")"
   lines="server 127.0.0.1:${port} max_fails=1 fail_timeout=2s;"
-  if [[ "$svc" == booking ]]; then
-    for ((i = 2; i <= BOOKING_REPLICAS; i++)); do
-      lines+=" server 127.0.0.1:$((port + 10 * (i - 1))) max_fails=1 fail_timeout=2s;"
-    done
-  fi
+  for ((i = 2; i <= $(service_replicas "$svc"); i++)); do
+    lines+=" server 127.0.0.1:$((port + 10 * (i - 1))) max_fails=1 fail_timeout=2s;"
+  done
   echo "$lines"
 }
 
@@ -169,6 +206,12 @@ start_gateway() {
   export NOTIFICATION_SERVERS="$(upstream_lines notification)"
   "$PY" scripts/render_gateway.py gateway/nginx.conf.template "$RUN_DIR/nginx/gateway.conf"
   "$PY" scripts/render_gateway.py gateway/nginx.native.conf.template "$RUN_DIR/nginx/nginx.conf"
+  rm -rf "$RUN_DIR/nginx/internal"
+  if [[ -n "$BOOKING_BALANCER_PORT" ]]; then
+    mkdir -p "$RUN_DIR/nginx/internal"
+    BOOKING_BALANCER_PORT="$BOOKING_BALANCER_PORT" "$PY" scripts/render_gateway.py \
+      gateway/nginx.booking-balancer.conf.template "$RUN_DIR/nginx/internal/booking-balancer.conf"
+  fi
   nginx -t -q -c "$RUN_DIR/nginx/nginx.conf" -p "$RUN_DIR/nginx"
   nginx -c "$RUN_DIR/nginx/nginx.conf" -p "$RUN_DIR/nginx"
   echo "$GATEWAY_PORT" >"$RUN_DIR/gateway.port"

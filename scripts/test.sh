@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a machine that has never seen the project:
-#   scripts/test.sh            everything: lint, unit + integration, system tests through the gateway
+#   scripts/test.sh            everything: lint, unit + integration, system tests through the gateway,
+#                              then scripts/chaos.sh (node failures on a private HA topology)
 #   scripts/test.sh --fast     lint + unit + integration only (no running system)
 #
 # It installs what it needs (uv + the locked venv, nginx, promtool, pgbouncer, chromium),
@@ -105,10 +106,20 @@ system_tests() {
   check_nothing_left || FAILED+=("leftover processes")
 }
 
+chaos_run() {
+  # A private HA topology on ports 26000-26999, five node failures under load, the books
+  # checked after each (a few minutes; docs/operations.md, "chaos.sh").
+  step "chaos: lose any one node, lose nothing (scripts/chaos.sh)"
+  bash scripts/chaos.sh
+}
+
 install_tools
 lint || FAILED+=("lint")
 integration_tests || FAILED+=("unit + integration tests")
-if [[ "$FAST" == 0 ]]; then system_tests; fi
+if [[ "$FAST" == 0 ]]; then
+  system_tests
+  chaos_run || FAILED+=("chaos")
+fi
 
 if ((${#FAILED[@]})); then
   printf '\n!! FAILED: %s\n' "${FAILED[*]}" >&2

@@ -52,8 +52,11 @@ async def _create(api: httpx.AsyncClient, headers: dict[str, str], path: str, bo
     return str(response.json()["id"])
 
 
-async def create_programme(api: httpx.AsyncClient, headers: dict[str, str], run_id: str) -> dict[str, str]:
-    """A theater, a movie, one auditorium per size and the named showtimes: {name: showtime id}."""
+async def create_programme(
+    api: httpx.AsyncClient, headers: dict[str, str], run_id: str, wanted: dict[str, int] = SHOWTIMES
+) -> dict[str, str]:
+    """A theater, a movie, an auditorium per size and the ``wanted`` showtimes ({name: seats},
+    each size one of LAYOUTS'): {name: showtime id}."""
     theater = await _create(
         api,
         headers,
@@ -71,10 +74,11 @@ async def create_programme(api: httpx.AsyncClient, headers: dict[str, str], run_
             {"theater_id": theater, "name": f"{size} seats", "layout": layout},
         )
         for size, layout in LAYOUTS.items()
+        if size in wanted.values()
     }
     first = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     showtimes: dict[str, str] = {}
-    for index, (name, size) in enumerate(SHOWTIMES.items()):
+    for index, (name, size) in enumerate(wanted.items()):
         body = {
             "movie_id": movie,
             "auditorium_id": auditoriums[size],

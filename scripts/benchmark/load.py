@@ -126,23 +126,23 @@ async def _run_job(connection: Connection, job: Job, tokens: list[str]) -> Outco
             headers = _headers(tokens, job.user) | ({"Accept-Encoding": "gzip"} if job.gzip else {})
             answer = await connection.request("GET", job.path, headers)
             return Outcome(time.perf_counter() - started, answer.status)
-        outcome = await _book(connection, job, tokens)
+        outcome = await book_seats(connection, job, tokens)
         if job.kind == "book_pay" and outcome.status == 201:
-            outcome = await _pay(connection, outcome, tokens[job.user])
+            outcome = await pay_booking(connection, outcome, tokens[job.user])
     except WireError:
         outcome = Outcome(0.0, 0)
     outcome.latency = time.perf_counter() - started
     return outcome
 
 
-async def _book(connection: Connection, job: Job, tokens: list[str]) -> Outcome:
+async def book_seats(connection: Connection, job: Job, tokens: list[str]) -> Outcome:
     body = {"showtime_id": job.showtime_id, "seat_ids": list(job.seats)}
     answer = await connection.request("POST", "/api/bookings/book", _headers(tokens, job.user), body)
     booking_id = answer.json()["id"] if answer.status == 201 else None
     return Outcome(0.0, answer.status, booking_id, job.showtime_id, job.seats, user=job.user)
 
 
-async def _pay(connection: Connection, booked: Outcome, token: str) -> Outcome:
+async def pay_booking(connection: Connection, booked: Outcome, token: str) -> Outcome:
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": f"bench-{booked.booking_id}"}
     body = {"booking_id": booked.booking_id, "payment_method": "credit_card", "card_number": CARD_OK}
     answer = await connection.request("POST", "/api/payments/process", headers, body)

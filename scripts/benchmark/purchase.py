@@ -179,7 +179,7 @@ def mail_lags(index: Path, offset: int, paid: list[Outcome]) -> tuple[Lags, list
     received: dict[str, list[float]] = {}
     deadline = time.monotonic() + AFTERMATH_SECONDS
     while wanted.keys() - received.keys() and time.monotonic() < deadline:
-        received = _tickets_mails(index, offset, wanted.keys())
+        received = tickets_mails(index, offset, wanted.keys())
         if wanted.keys() - received.keys():
             time.sleep(0.25)
     lags = [max(0.0, min(received[ref]) - paid_at) for ref, paid_at in wanted.items() if ref in received]
@@ -187,7 +187,7 @@ def mail_lags(index: Path, offset: int, paid: list[Outcome]) -> tuple[Lags, list
     return Lags(lags, len(wanted) - len(lags)), twice
 
 
-def _tickets_mails(index: Path, offset: int, references: Collection[str]) -> dict[str, list[float]]:
+def tickets_mails(index: Path, offset: int, references: Collection[str]) -> dict[str, list[float]]:
     """Reception times (epoch seconds) of the tickets mails of ``references`` after ``offset``."""
     if not index.exists():
         return {}

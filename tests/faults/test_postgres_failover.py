@@ -10,14 +10,8 @@ the test's, on their own ports (never the machine's shared server), killed and t
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
-import signal
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,77 +24,26 @@ from servicekit.config import ServiceSettings
 from servicekit.db import create_engine
 from servicekit.errors import install_error_handlers
 from servicekit.testing import wait_until
+from servicekit.testing.postgres import StreamingPair, postgres_tools_missing, private_folder
 
-BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
-RUN_AS = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-NO_TOOLS = BIN is None or (os.geteuid() == 0 and shutil.which("runuser") is None)
-pytestmark = pytest.mark.skipif(NO_TOOLS, reason="needs PostgreSQL's binaries")
+pytestmark = pytest.mark.skipif(postgres_tools_missing(), reason="needs PostgreSQL's binaries")
 
 
-@dataclass
-class Pair:
-    folder: Path
-    primary_port: int
-    standby_port: int
-
+class Pair(StreamingPair):
     def url(self) -> str:
         hosts = f"host=127.0.0.1:{self.standby_port}&host=127.0.0.1:{self.primary_port}"
         return f"postgresql+asyncpg://postgres@/postgres?{hosts}&target_session_attrs=read-write"
 
-    def run(self, tool: str, *args: str) -> None:
-        assert BIN is not None
-        subprocess.run([*RUN_AS, str(BIN / tool), *args], check=True, capture_output=True, timeout=60)
-
-    def start(self, name: str, port: int, *settings: str) -> None:
-        data, log = self.folder / name, self.folder / f"{name}.log"
-        options = " ".join([f"-p {port} -k {self.folder} -c listen_addresses=127.0.0.1", *settings])
-        self.run("pg_ctl", "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
-
-    def kill_primary(self) -> None:
-        """The node is lost: the postmaster and every backend and WAL sender at once (a backend
-        outlives a killed postmaster for a while, and would still commit)."""
-        postmaster = int((self.folder / "primary" / "postmaster.pid").read_text().split()[0])
-        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout
-        for pid in [postmaster, *map(int, children.split())]:
-            os.kill(pid, signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        for name in ("standby", "primary"):
-            if (self.folder / name / "postmaster.pid").exists():
-                subprocess.run(
-                    [*RUN_AS, str(BIN / "pg_ctl"), "-D", str(self.folder / name), "-m", "immediate", "stop"],
-                    capture_output=True,
-                    timeout=30,
-                )
-
 
 @pytest.fixture
 def pair() -> Iterator[Pair]:
-    # Not pytest's tmp_path: the postgres user must reach the folder (pytest's is root's, 0700).
-    folder = Path(tempfile.mkdtemp(prefix="mb-pg-failover-"))
-    if RUN_AS:
-        shutil.chown(folder, "postgres", "postgres")
-    made = Pair(folder, free_port(), free_port())
+    made = Pair(private_folder("mb-pg-failover-"), free_port(), free_port())
     try:
-        made.run("initdb", "-D", str(folder / "primary"), "-U", "postgres", "-A", "trust", "--no-sync")
-        settings = "wal_level = replica\nmax_wal_senders = 4\nhot_standby = on\nfsync = off\n"
-        with (folder / "primary" / "postgresql.conf").open("a") as conf:
-            conf.write(settings)
-        with (folder / "primary" / "pg_hba.conf").open("a") as hba:
-            hba.write("host replication all 127.0.0.1/32 trust\n")
-        # A commit returns once the standby has it: a failover loses nothing committed. Given
-        # on the primary's command line, not in its file, so the standby's copy does not carry
-        # it: once promoted it has no standby to wait for (an HA manager would name the rest).
-        made.start("primary", made.primary_port, "-c synchronous_standby_names='*'")
-        made.run(
-            "pg_basebackup", "-h", "127.0.0.1", "-p", str(made.primary_port), "-U", "postgres",
-            "-D", str(folder / "standby"), "-R", "-X", "stream", "--no-sync",
-        )  # fmt: skip
-        made.start("standby", made.standby_port)
+        made.create()
         yield made
     finally:
         made.stop_all()
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(made.folder, ignore_errors=True)
 
 
 def _app(engine: AsyncEngine) -> FastAPI:
@@ -144,7 +87,7 @@ async def test_writes_go_to_the_primary_and_follow_a_promotion(
     assert lost.status_code == 503 and lost.headers["retry-after"] == "1"
     assert lost.json()["error"]["code"] == "service_unavailable"
 
-    pair.run("pg_ctl", "-D", str(pair.folder / "standby"), "-w", "promote")
+    pair.promote()
 
     rows = itertools.count(101)  # a new row each try: a try answered 503 may still have committed
 

@@ -4,7 +4,6 @@ ports and folder (never the machine's shared Redis), killed and torn down by thi
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import uuid
@@ -21,8 +20,9 @@ from booking_service.holds import SeatHolds
 from servicekit.cache import create_redis
 from servicekit.errors import ServiceUnavailable
 from servicekit.testing import wait_until
+from servicekit.testing.redis_servers import data_server, redis_missing, sentinel
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+pytestmark = pytest.mark.skipif(redis_missing(), reason="needs redis-server")
 MASTER_NAME = "mb-test"
 
 
@@ -42,34 +42,16 @@ class Topology:
         return Redis(port=self.sentinel_port, decode_responses=True, socket_timeout=2)
 
 
-def _server(folder: Path, name: str, *options: str) -> subprocess.Popen[bytes]:
-    """A redis-server (or, with ``--sentinel``, a sentinel) logging to ``folder/name.log``."""
-    with (folder / f"{name}.log").open("wb") as log:  # the child keeps its own descriptor
-        return subprocess.Popen(["redis-server", *options], stdout=log, stderr=subprocess.STDOUT)
-
-
-def _data_server(folder: Path, name: str, port: int, *options: str) -> subprocess.Popen[bytes]:
-    kept = ("--dir", str(folder), "--save", "", "--appendonly", "no", "--dbfilename", f"{name}.rdb")
-    return _server(folder, name, "--port", str(port), "--bind", "127.0.0.1", *kept, *options)
-
-
 @pytest.fixture
 def topology(tmp_path: Path) -> Iterator[Topology]:
-    master, replica, sentinel = free_port(), free_port(), free_port()
-    conf = tmp_path / "sentinel.conf"  # sentinel rewrites its file: one of its own
-    conf.write_text(
-        f"port {sentinel}\nbind 127.0.0.1\n"
-        f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 1\n"
-        f"sentinel down-after-milliseconds {MASTER_NAME} 500\n"
-        f"sentinel failover-timeout {MASTER_NAME} 3000\n"
-    )
+    master, replica, sentinel_port = free_port(), free_port(), free_port()
     processes = {
-        "master": _data_server(tmp_path, "master", master),
-        "replica": _data_server(tmp_path, "replica", replica, "--replicaof", "127.0.0.1", str(master)),
-        "sentinel": _server(tmp_path, "sentinel", str(conf), "--sentinel"),
+        "master": data_server(tmp_path, "master", master),
+        "replica": data_server(tmp_path, "replica", replica, "--replicaof", "127.0.0.1", str(master)),
+        "sentinel": sentinel(tmp_path, "sentinel", sentinel_port, (MASTER_NAME, master)),
     }
     try:
-        yield Topology(tmp_path, master, replica, sentinel, processes)
+        yield Topology(tmp_path, master, replica, sentinel_port, processes)
     finally:
         for process in processes.values():
             process.kill()

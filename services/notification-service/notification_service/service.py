@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -19,11 +20,15 @@ from notification_service.metrics import NOTIFICATIONS
 from notification_service.models import Notification, Preference
 from notification_service.rendering import RenderedMessage, Renderer
 from servicekit.components import Component
-from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, dependency_unavailable
 from servicekit.events import EventEnvelope
 
 logger = logging.getLogger("notification_service.service")
 OUTCOME_OF_STATUS = {"sent": "sent", "failed": "failed", "pending": "retried"}
+# A PostgreSQL failover (the standby promoted) takes seconds; a crash of this process between
+# sending and recording is the one way left to send a message twice.
+SENT_RECORD_PATIENCE_SECONDS = 30.0
+SENT_RECORD_RETRY_SECONDS = 0.5
 
 
 class RetryLater(Exception):
@@ -84,7 +89,22 @@ class Dispatcher:
         except DeliveryError as exc:
             await self._after_failure(row, exc)
             return
-        await self._record(row, "sent", None)
+        await self._record_sent(row)
+
+    async def _record_sent(self, row: Notification) -> None:
+        """The message is out: record it ``sent`` even across a database failover. Raised to
+        the consumer instead, the event would come back, find the row still ``pending`` and
+        send the message again (scripts/chaos.sh saw a second tickets mail that way). Tried
+        again while the database is unavailable, up to SENT_RECORD_PATIENCE_SECONDS."""
+        deadline = time.monotonic() + SENT_RECORD_PATIENCE_SECONDS
+        while True:
+            try:
+                await self._record(row, "sent", None)
+                return
+            except Exception as exc:
+                if not dependency_unavailable(exc) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(SENT_RECORD_RETRY_SECONDS)
 
     async def _after_failure(self, row: Notification, exc: DeliveryError) -> None:
         """Pending while the retry budget lasts (then the consumer dead-letters it); failed after."""

@@ -59,7 +59,8 @@ class SmtpRecorder:
     """An aiosmtpd handler that records what arrives and on which connection.
 
     ``refuse(n)`` answers 451 to the next n mails; ``hang_up_at(command)`` closes the
-    connection without an answer at the next MAIL or DATA (``"MAIL 421"``: answers 421 first).
+    connection without an answer at the next MAIL or DATA (``"MAIL 421"``: answers 421 first);
+    ``before_answer`` runs once each, after the next mail is recorded and before its 250 goes out.
     """
 
     mails: list[Mail] = field(default_factory=list)
@@ -70,6 +71,7 @@ class SmtpRecorder:
     quit_peers: set[Any] = field(default_factory=set)  # connections the client ended with QUIT
     hang_ups: list[str] = field(default_factory=list)
     transports: dict[Any, asyncio.BaseTransport] = field(default_factory=dict)
+    before_answer: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def handle_MAIL(  # noqa: N802
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -92,6 +94,8 @@ class SmtpRecorder:
         message = message_from_bytes(envelope.original_content or b"", policy=policy.default)
         assert isinstance(message, EmailMessage)
         self.mails.append(Mail(list(envelope.rcpt_tos), message, session.peer))
+        if self.before_answer:
+            await self.before_answer.pop(0)()
         return "250 OK"
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802

@@ -5,8 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.testing import wait_until
+
+# Every connection of the service's role but this one, as a PostgreSQL failover drops them.
+DROP_CONNECTIONS = text("""
+SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+WHERE usename = current_user AND datname = current_database() AND pid <> pg_backend_pid()
+""")
+HANDLED = text("SELECT count(*) FROM notification.processed_events WHERE event_id = CAST(:event_id AS uuid)")
 
 
 async def _only_notification(client: httpx.AsyncClient, user: Any) -> dict[str, Any]:
@@ -123,3 +132,26 @@ async def test_an_address_with_a_line_break_fails_at_once_and_mails_nobody(
     row = await _settled(client, user, "failed")
     assert row["attempts"] == 1 and "control characters" in row["last_error"]
     assert smtp.to("victim@example.com") == [] and smtp.to(user.email) == []
+
+
+async def test_a_mail_out_just_as_the_database_drops_is_recorded_sent_not_sent_again(
+    client: httpx.AsyncClient, new_user: Any, publish: Any, mails: Any, smtp: Any, db: AsyncEngine
+) -> None:
+    user = new_user()
+
+    async def drop_connections() -> None:
+        async with db.connect() as connection:
+            await connection.execute(DROP_CONNECTIONS)
+        await db.dispose()  # the test's own idle connections were dropped too
+
+    smtp.before_answer.append(drop_connections)  # the mail is out; recording it finds no connection
+    event = await publish("booking.confirmed", user)
+    await mails(user.email)
+
+    async def handled() -> bool:
+        async with db.connect() as connection:
+            return bool((await connection.execute(HANDLED, {"event_id": event["event_id"]})).scalar_one())
+
+    await wait_until(handled, what="the event handled (its dedupe record committed)")
+    assert len(smtp.to(user.email)) == 1  # the redelivered event found the notification sent
+    assert (await _settled(client, user, "sent"))["attempts"] == 1

@@ -289,6 +289,14 @@ DEPENDENCY_UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
+def dependency_unavailable(exc: BaseException) -> bool:
+    """A dependency refused, dropped or could not take the work: an outage to wait out and
+    retry (what the handlers answer 503), not a bug."""
+    if isinstance(exc, DBAPIError):
+        return _database_unavailable(exc)
+    return isinstance(exc, DEPENDENCY_UNAVAILABLE)
+
+
 async def _unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
     logger.warning("dependency unavailable: %s", type(exc).__name__)
     return error_json(

@@ -5,10 +5,12 @@ consumers and confirmed publishing carry on there."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import orjson
@@ -21,6 +23,7 @@ from servicekit.events.broker import Broker
 from servicekit.events.cluster import node_label
 from servicekit.events.consumer import EventConsumer
 from servicekit.events.envelope import EventEnvelope
+from servicekit.metrics import EVENTS_CONSUMED
 from servicekit.testing import TcpProxy, wait_until
 
 
@@ -138,3 +141,55 @@ async def _on(broker: Broker, url: URL) -> bool:
 
 async def _handled(handler: Handled, event_id: str) -> bool:
     return event_id in handler.ids
+
+
+class HeldHandler:
+    """Handles each event once it is let go; counts how often it began and how often it ended."""
+
+    def __init__(self) -> None:
+        self.began: list[str] = []
+        self.ended: list[str] = []
+        self.go = asyncio.Event()
+
+    async def __call__(self, session: AsyncSession, event: EventEnvelope) -> None:
+        self.began.append(str(event.event_id))
+        await self.go.wait()
+        self.ended.append(str(event.event_id))
+
+
+async def test_a_handler_under_way_when_its_node_is_lost_finishes_and_is_not_run_again(
+    settings: ServiceSettings,
+    nodes: list[TcpProxy],
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tables: dict[str, object],
+) -> None:
+    first, second = nodes
+    listed = on_nodes(settings, nodes)
+    broker = Broker(listed)
+    handler = HeldHandler()
+    consumer = EventConsumer(
+        "kit.events", ["kit.#"], handler, sessionmaker, tables["processed"], broker, listed
+    )  # type: ignore[arg-type]
+    duplicates = EVENTS_CONSUMED.labels(listed.service_name, "kit.happened", "duplicate")
+    broker.start()
+    try:
+        await consumer.start()
+        event_id = await wait_until(lambda: _published(broker), within=10, what="a confirmed publish")
+        await wait_until(lambda: _began(handler, event_id), within=10, what="the handler under way")
+        seen_twice = duplicates._value.get()
+
+        await first.cut()  # the delivery's channel is gone: its task is cancelled
+        await wait_until(lambda: _on(broker, url_of(settings, second)), within=15, what="the second node")
+        handler.go.set()
+        await wait_until(lambda: _counted(duplicates, seen_twice), within=15, what="the redelivery skipped")
+    finally:
+        await broker.close()
+    assert handler.began == handler.ended == [event_id]  # finished once, never begun again
+
+
+async def _began(handler: HeldHandler, event_id: str) -> bool:
+    return event_id in handler.began
+
+
+async def _counted(counter: Any, before: float) -> bool:
+    return bool(counter._value.get() > before)

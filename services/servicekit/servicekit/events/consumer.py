@@ -149,7 +149,7 @@ class EventConsumer:
 
     async def _handle(self, message: AbstractIncomingMessage, event: EventEnvelope) -> None:
         try:
-            outcome = await self._process_once(event)
+            outcome = await _run_to_the_end(self._process_once(event))
         except Exception as exc:
             logger.warning("handling %s failed: %s: %s", event.event_type, type(exc).__name__, exc)
             await self._retry_or_dead_letter(message, event, exc)
@@ -214,3 +214,17 @@ async def queue_message_count(channel: Any, queue_name: str) -> int:
     underlay = await channel.get_underlay_channel()
     declared = await underlay.queue_declare(queue_name, passive=True)
     return int(declared.message_count or 0)
+
+
+def _run_to_the_end(work: Awaitable[str]) -> Awaitable[str]:
+    """``work``, shielded from the cancellation of this delivery's task.
+
+    aiormq cancels the task of every delivery under way when its broker connection is lost (a
+    RabbitMQ node dies). A handler cancelled half way would leave its outside effects half done
+    (notification: a mail sent, not yet recorded as sent), and the redelivered copy would do
+    them again. Shielded, the handler and its transaction finish; the copy's dedupe insert waits
+    for that commit (PostgreSQL's unique index) and finds the event handled. The outcome of work
+    nobody awaits any more is fetched here (a failure is retried by the redelivery)."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return asyncio.shield(task)
