@@ -94,13 +94,8 @@ async def test_a_lost_node_is_left_for_the_next_one_where_consumers_and_confirms
     tables: dict[str, object],
 ) -> None:
     first, second = nodes
-    listed = on_nodes(settings, nodes)
-    broker = Broker(listed)
     handler = Handled()
-    consumer = EventConsumer(
-        "kit.events", ["kit.#"], handler, sessionmaker, tables["processed"], broker, listed
-    )  # type: ignore[arg-type]
-    broker.start()
+    broker, consumer, _ = _consuming_on(settings, nodes, handler, sessionmaker, tables)
     try:
         await consumer.start()
         assert broker.node == node_label(url_of(settings, first))
@@ -119,6 +114,23 @@ async def test_a_lost_node_is_left_for_the_next_one_where_consumers_and_confirms
         await wait_until(lambda: _handled(handler, again), within=15, what="an event back on the first node")
     finally:
         await broker.close()
+
+
+def _consuming_on(
+    settings: ServiceSettings,
+    nodes: list[TcpProxy],
+    handler: Any,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tables: dict[str, object],
+) -> tuple[Broker, EventConsumer, ServiceSettings]:
+    """A started Broker on the node list and a consumer of ``kit.#`` into ``handler`` (not started)."""
+    listed = on_nodes(settings, nodes)
+    broker = Broker(listed)
+    consumer = EventConsumer(
+        "kit.events", ["kit.#"], handler, sessionmaker, tables["processed"], broker, listed
+    )
+    broker.start()
+    return broker, consumer, listed
 
 
 async def _published(broker: Broker) -> str | None:
@@ -164,14 +176,9 @@ async def test_a_handler_under_way_when_its_node_is_lost_finishes_and_is_not_run
     tables: dict[str, object],
 ) -> None:
     first, second = nodes
-    listed = on_nodes(settings, nodes)
-    broker = Broker(listed)
     handler = HeldHandler()
-    consumer = EventConsumer(
-        "kit.events", ["kit.#"], handler, sessionmaker, tables["processed"], broker, listed
-    )  # type: ignore[arg-type]
+    broker, consumer, listed = _consuming_on(settings, nodes, handler, sessionmaker, tables)
     duplicates = EVENTS_CONSUMED.labels(listed.service_name, "kit.happened", "duplicate")
-    broker.start()
     try:
         await consumer.start()
         event_id = await wait_until(lambda: _published(broker), within=10, what="a confirmed publish")
