@@ -16,12 +16,19 @@ at the provider sits between them and must never be repeated:
 4. in one transaction: the payment's outcome, its event in the outbox, the
    answer stored under the key. A booking cancelled meanwhile is refunded here.
 
-A crash between 2 and 4 leaves the key ``in_flight`` and the payment ``pending``;
-once its lease lapses a retry with the same key resumes the same payment, and the
-provider answers the recorded charge instead of charging again. Without a retry,
-the reconciler (``reconciler.py``) resolves the payment: charged or declined, it
-is finished here (``finish_payment``); nothing charged, the provider voids the key
-and the payment is abandoned (``abandon_payment``): the booking is payable again.
+A crash between 2 and 4 leaves the key ``in_flight`` and the payment ``pending``.
+The payment is resolved, never charged anew (its booking may have ended since), by
+asking the provider what became of its key (``resolve_payment``): charged or
+declined, it is finished here (``finish_payment``); nothing charged, the provider
+voids the key and the payment is abandoned (``abandon_payment``). The reconciler
+(``reconciler.py``) does that once the lease lapses; so does a retry with the same
+key, which then starts a new payment if nothing was charged and the booking is
+still payable.
+
+A request that fails before anything reached the provider (a booking not payable,
+a database error) releases its key, so the same key may be retried at once; one
+that fails while the outcome at the provider is unknown keeps it until the lease
+ends, for the reconciler or a retry to resolve.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ from payment_service.providers import (
 from payment_service.refunds import late_payment_refund_reason, refund_payment
 from payment_service.schemas import BookingView, PaymentOut, PaymentRequest
 from servicekit.components import Component
-from servicekit.errors import AppError, Conflict, ServiceUnavailable, error_body
+from servicekit.errors import Conflict, ServiceUnavailable, error_body
 from servicekit.security import Principal
 
 logger = logging.getLogger("payment_service")
@@ -103,31 +110,54 @@ async def _pay_claimed(
     claim: Claim,
 ) -> ProcessResult:
     key, fingerprint = key_and_fingerprint
+    attempt = _Attempt()
     try:
-        response = await _pay(ctx, user, request, key, claim)
-    except AppError:  # nothing was charged: the key may be used again
-        await ctx.idempotency.release(user.user_id, key)
+        response = await _pay(ctx, user, request, key, claim, attempt)
+    except BaseException:
+        if not attempt.at_provider:  # nothing was charged: the key may be used again at once
+            await _release(ctx, user.user_id, key)
         raise
     await ctx.idempotency.remember(user.user_id, key, fingerprint, response)
     return ProcessResult(response, replayed=False)
 
 
+@dataclass
+class _Attempt:
+    """Whether the request's payment is at the provider with an outcome not known here."""
+
+    at_provider: bool = False
+
+
+async def _release(ctx: Payments, user_id: uuid.UUID, key: str) -> None:
+    try:
+        await ctx.idempotency.release(user_id, key)
+    except Exception as exc:  # the database is away too: the key's lease ends by itself
+        logger.warning("idempotency key not released: %s", type(exc).__name__)
+
+
 async def _pay(
-    ctx: Payments, user: Principal, request: PaymentRequest, key: str, claim: Claim
+    ctx: Payments, user: Principal, request: PaymentRequest, key: str, claim: Claim, attempt: _Attempt
 ) -> StoredResponse:
-    payment = await _resumable_payment(ctx, claim.resume_payment_id)
-    if payment is None:
-        payment = await _start_payment(ctx, user, request, key, claim.booking_known)
+    if claim.resume_payment_id is not None:
+        attempt.at_provider = True
+        resolved = await _resolve_earlier_attempt(ctx, claim.resume_payment_id)
+        attempt.at_provider = False
+        if resolved is not None:
+            return resolved
+    payment = await _start_payment(ctx, user, request, key, claim.booking_known)
+    attempt.at_provider = True
     try:
         result = await _charge(ctx, payment, request.card_number)
     except ProviderUnavailable as exc:
         await _give_up(ctx, payment)
+        attempt.at_provider = False
         raise ServiceUnavailable(
             "The payment provider is unavailable; nothing was charged, retry later",
             code="provider_unavailable",
         ) from exc
     if result.abandoned:  # the reconciler voided the key while this request was too slow
         await abandon_payment(ctx, payment)
+        attempt.at_provider = False
         raise ServiceUnavailable(
             "The payment took too long and was abandoned; nothing was charged, retry",
             code="payment_abandoned",
@@ -135,12 +165,29 @@ async def _pay(
     return await finish_payment(ctx, user.user_id, key, payment, result)
 
 
-async def _resumable_payment(ctx: Payments, payment_id: uuid.UUID | None) -> Payment | None:
+async def _resolve_earlier_attempt(ctx: Payments, payment_id: uuid.UUID | None) -> StoredResponse | None:
+    """The key's earlier request died with its payment pending: its outcome at the provider,
+    finished here, is this request's answer; None when nothing was charged (the attempt is
+    abandoned, its charge voided) or the payment was resolved meanwhile without a charge."""
     if payment_id is None:
         return None
     async with ctx.sessionmaker() as session:
         payment = await repository.get_payment(session, payment_id)
-    return payment if payment is not None and payment.status == PaymentStatus.PENDING else None
+    if payment is None or payment.status != PaymentStatus.PENDING:
+        return None
+    try:
+        result = await ctx.provider.resolve_charge(charge_request(payment))
+    except ProviderUnavailable as exc:
+        raise ServiceUnavailable(
+            "The payment provider is unavailable; an earlier attempt of this request is being "
+            "resolved, retry later",
+            code="provider_unavailable",
+            retry_after=ctx.settings.idempotency_lock_seconds,
+        ) from exc
+    if result.abandoned:
+        await abandon_payment(ctx, payment, release_key=False)  # this request holds the key now
+        return None
+    return await finish_payment(ctx, payment.user_id, payment.idempotency_key, payment, result)
 
 
 async def _start_payment(
@@ -271,9 +318,10 @@ async def _give_up(ctx: Payments, payment: Payment) -> None:
     PAYMENTS.labels("failed").inc()
 
 
-async def abandon_payment(ctx: Payments, payment: Payment) -> bool:
+async def abandon_payment(ctx: Payments, payment: Payment, *, release_key: bool = True) -> bool:
     """The provider voided the payment's key, nothing was charged: the attempt failed
-    (``abandoned``, not a decline: no event), its key is released, the booking payable again.
+    (``abandoned``, not a decline: no event), its key is released (unless the request
+    resolving it holds the key), the booking payable again.
 
     False when the payment was already finished.
     """
@@ -282,7 +330,8 @@ async def abandon_payment(ctx: Payments, payment: Payment) -> bool:
         if locked is None or locked.status != PaymentStatus.PENDING:
             return False
         _set_status(locked, PaymentStatus.FAILED, failure_reason=ABANDONED)
-        await ctx.idempotency.release_payment(session, locked.user_id, locked.idempotency_key, locked.id)
+        if release_key:
+            await ctx.idempotency.release_payment(session, locked.user_id, locked.idempotency_key, locked.id)
     PAYMENTS.labels("failed").inc()
     return True
 

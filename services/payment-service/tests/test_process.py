@@ -330,6 +330,29 @@ async def test_a_retry_after_a_crash_resumes_the_payment_and_never_charges_twice
     assert len(await harness.outbox_events("payment.completed", booking["id"])) == 1
 
 
+async def test_a_database_error_before_the_charge_releases_the_key_for_a_retry(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from payment_service import repository
+
+    async def connection_lost(*_: Any) -> Any:
+        raise OperationalError("INSERT INTO payment.payments ...", {}, ConnectionResetError("lost"))
+
+    user = harness.caller()
+    booking = harness.desk.add(user)
+    key = new_key()
+    with monkeypatch.context() as patched:
+        patched.setattr(repository, "start_payment_of_key", connection_lost)
+        failed = await harness.pay(user, booking["id"], key=key, card_number=GOOD_CARD)
+    assert failed.status_code == 503 and failed.headers["Retry-After"] == "1", failed.text
+    assert await harness.charges(booking["id"]) == 0
+    retried = await harness.pay(user, booking["id"], key=key, card_number=GOOD_CARD)  # not idempotency_busy
+    assert retried.status_code == 201, retried.text
+    assert await harness.charges(booking["id"]) == 1
+
+
 async def test_a_booking_being_paid_is_409_with_retry_after_until_it_is_resolved(harness: Harness) -> None:
     from payment_service import repository
     from payment_service.models import Payment

@@ -173,6 +173,39 @@ async def test_nothing_charged_the_payment_is_abandoned_and_the_booking_payable_
     assert await approved_charges(harness, stranded.booking_id) == 1
 
 
+async def test_a_retry_after_the_lease_resolves_first_and_never_charges_a_booking_that_ended(
+    harness: Harness,
+) -> None:
+    stranded = await strand(harness, charged=False)  # the request died before the provider call
+    async with harness.runtime.sessionmaker() as session, session.begin():
+        await repository.record_cancelled_booking(session, stranded.payment.booking_id, "expired", True)
+    harness.desk.bookings[stranded.booking_id]["status"] = "expired"
+    again = await pay_again(harness, stranded)  # the customer's late retry with the same key
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] in ("booking_not_pending", "booking_expired")
+    assert await approved_charges(harness, stranded.booking_id) == 0, "charged, then refunded"
+    [payment] = await harness.payments_of(stranded.booking_id)
+    assert (payment.status, payment.failure_reason) == ("failed", "abandoned")
+    assert await key_record(harness, stranded) is None, "nothing charged: the key may be used again"
+
+
+async def test_a_retry_after_the_lease_with_nothing_charged_pays_in_a_new_attempt(harness: Harness) -> None:
+    stranded = await strand(harness, charged=False)
+    again = await pay_again(harness, stranded)
+    assert again.status_code == 201, again.text
+    payments = await harness.payments_of(stranded.booking_id)
+    old, new = sorted(payments, key=lambda payment: payment.id != stranded.payment.id)
+    assert (old.status, old.failure_reason) == ("failed", "abandoned")
+    assert again.json()["id"] == str(new.id) and new.status == "succeeded"
+    assert await approved_charges(harness, stranded.booking_id) == 1
+    # the dead request's charge, had it arrived now, is answered the void and takes no money
+    late = await harness.runtime[PAYING].provider.charge(charge_request(old, GOOD_CARD))
+    assert late.abandoned and await approved_charges(harness, stranded.booking_id) == 1
+    replay = await pay_again(harness, stranded)
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["id"] == str(new.id)
+
+
 async def test_a_payment_still_within_its_lease_is_left_alone(harness: Harness) -> None:
     stranded = await strand(harness, charged=True, ago=timedelta(seconds=1))  # its request is alive
     await reconcile(harness)
