@@ -23,7 +23,7 @@ The purchase's counts are the design's, not today's code's: two API requests (bo
 round trips no step can do without (one per step that must see a lock's effect), three events
 (``booking.created``, ``payment.completed``, ``booking.confirmed``), each published by a relay
 and consumed with its dedupe record. The tickets mail is measured by ``notification_cpu.py``.
-Stops by itself; uses its own queue (deleted) and temporary tables.
+Stops by itself; uses its own queue (deleted) and table (both removed).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
@@ -123,33 +124,37 @@ def _listener_pid(url: str) -> int:
 
 
 def _listening_inode(port: int) -> str:
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":  # LISTEN
-            return fields[9]
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                return fields[9]
     raise RuntimeError(f"nothing listens on {port}")
 
 
 async def round_trip_units(operations: int, clients: int) -> list[Unit]:
-    """One statement alone, and one inside BEGIN/COMMIT, over ``clients`` connections at once."""
-    connections = [
-        await asyncpg.connect(PG_DSN, server_settings={"application_name": "mb-floor"})
-        for _ in range(clients)
-    ]
+    """One statement alone, and one inside BEGIN/COMMIT, over ``clients`` connections at once.
+
+    The rows go to a table of their own (logged, like the services' tables: each commit
+    flushes the WAL), dropped at the end.
+    """
+    table = f"floor_rows_{uuid.uuid4().hex[:8]}"
+    settings = {"application_name": "mb-floor"}
+    connections = [await asyncpg.connect(PG_DSN, server_settings=settings) for _ in range(clients)]
     try:
-        for connection in connections:
-            await connection.execute("CREATE TEMP TABLE floor_rows (id int, note text)")
+        await connections[0].execute(f"CREATE TABLE {table} (id int, note text)")
         backends = [await connection.fetchval("SELECT pg_backend_pid()") for connection in connections]
         per_client = max(1, operations // clients)
+        insert = f"INSERT INTO {table} VALUES ($1, $2)"  # noqa: S608  (our own table name)
 
         async def alone(connection: asyncpg.Connection) -> None:
             for index in range(per_client):
-                await connection.execute("INSERT INTO floor_rows VALUES ($1, $2)", index, "x")
+                await connection.execute(insert, index, "x")
 
         async def in_transaction(connection: asyncpg.Connection) -> None:
             for index in range(per_client):
                 async with connection.transaction():
-                    await connection.execute("INSERT INTO floor_rows VALUES ($1, $2)", index, "x")
+                    await connection.execute(insert, index, "x")
 
         async def select(connection: asyncpg.Connection) -> None:
             for index in range(per_client):
@@ -158,7 +163,7 @@ async def round_trip_units(operations: int, clients: int) -> list[Unit]:
         units = []
         for name, work in (
             ("round trip: SELECT $1 (autocommit)", select),
-            ("round trip: INSERT (autocommit, commits)", alone),
+            ("round trip: INSERT (autocommit: commits, WAL flush)", alone),
             ("BEGIN + INSERT + COMMIT (3 round trips)", in_transaction),
         ):
             await asyncio.gather(*(work(connection) for connection in connections))  # warm
@@ -170,20 +175,34 @@ async def round_trip_units(operations: int, clients: int) -> list[Unit]:
             units.append(Unit(name, client * 1000 / count, server * 1000 / count))
         return units
     finally:
+        await connections[0].execute(f"DROP TABLE IF EXISTS {table}")
         for connection in connections:
             await connection.close()
 
 
 def broker_pids() -> list[int]:
-    found = []
+    """The broker of AMQP_URL: the beam.smp process listening on its port (private test nodes of
+    other users come and go and are not counted)."""
+    port = urlsplit(AMQP_URL).port or 5672
+    inode = _listening_inode(port)
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if Path(f"/proc/{entry}/comm").read_text().strip() == "beam.smp":
-                    found.append(int(entry))
+                if Path(f"/proc/{entry}/comm").read_text().strip() != "beam.smp":
+                    continue
+                fds = list(Path(f"/proc/{entry}/fd").iterdir())
             except OSError:
                 continue
-    return found
+            if any(_points_to(fd, f"socket:[{inode}]") for fd in fds):
+                return [int(entry)]
+    raise RuntimeError(f"no beam.smp listens on {port}")
+
+
+def _points_to(fd: Path, target: str) -> bool:
+    try:
+        return os.readlink(fd) == target
+    except OSError:
+        return False
 
 
 def broker_cpu(pids: list[int]) -> float:
