@@ -67,22 +67,30 @@ _PAYMENT_COLUMNS = ", ".join(_PAYMENT_COLUMN_NAMES)
 _BOOKING_END = (
     "c.reason AS end_reason, c.refund_required AS end_refund_required, c.received_at AS end_received_at"
 )
+
+
+def _declines(booking: str, not_a_decline: str) -> str:
+    """How many of the booking's payments the card declined (parameters: the booking, and
+    NOT_A_DECLINE: failures that were not the card's answer)."""
+    return f"""SELECT count(*) FROM payments
+WHERE booking_id = {booking} AND status = 'failed' AND NOT failure_reason = ANY ({not_a_decline}::text[])"""
+
+
+# A pending payment linked to its key, unless the booking's declines ($12: NOT_A_DECLINE) reached
+# $13 (no row then).
 START_PAYMENT_OF_KEY = f"""
 WITH payment AS (
     INSERT INTO payments (id, user_id, user_email, booking_id, amount, currency, status,
                           payment_method, card_brand, card_last4, idempotency_key, provider)
-    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)
+    SELECT $1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11
+    WHERE ({_declines("$4", "$12")}) < $13::integer
     RETURNING {_PAYMENT_COLUMNS}
 ), attached AS (
-    UPDATE idempotency_records SET payment_id = (SELECT id FROM payment) WHERE user_id = $2 AND key = $10
+    UPDATE idempotency_records r SET payment_id = payment.id FROM payment WHERE r.user_id = $2 AND r.key = $10
 )
 SELECT * FROM payment
 """
-# $1: the booking, $2: NOT_A_DECLINE (failures that were not the card's answer).
-COUNT_DECLINES = """
-SELECT count(*) FROM payments
-WHERE booking_id = $1 AND status = 'failed' AND NOT failure_reason = ANY ($2::text[])
-"""
+COUNT_DECLINES = _declines("$1", "$2")
 _PAYABLE_BOOKING_COLUMNS = cast(Table, PayableBooking.__table__).c.keys()
 KNOWN_BOOKING = f"""
 SELECT {", ".join(f"b.{name}" for name in _PAYABLE_BOOKING_COLUMNS)},
@@ -174,9 +182,10 @@ async def add_payment(session: AsyncSession, payment: Payment) -> Payment:
     return payment
 
 
-async def start_payment_of_key(session: AsyncSession, payment: Payment) -> Payment:
-    """Insert a pending payment and link it to its idempotency key (one round trip); raises
-    IntegrityError when the booking already has a pending or succeeded payment.
+async def start_payment_of_key(session: AsyncSession, payment: Payment, max_declines: int) -> Payment | None:
+    """Insert a pending payment and link it to its idempotency key (one round trip), unless the
+    card was declined ``max_declines`` times for the booking (None); raises IntegrityError when
+    the booking already has a pending or succeeded payment.
 
     The payment comes back as a plain object (not in the session), as stored.
     """
@@ -186,9 +195,9 @@ async def start_payment_of_key(session: AsyncSession, payment: Payment) -> Payme
         START_PAYMENT_OF_KEY,
         *(p.id or uuid.uuid4(), p.user_id, p.user_email, p.booking_id, p.amount, p.currency),
         *(p.payment_method, p.card_brand, p.card_last4, p.idempotency_key, p.provider),
+        *(list(NOT_A_DECLINE), max_declines),
     )
-    assert row is not None
-    return Payment(**row)
+    return None if row is None else Payment(**row)
 
 
 @dataclass(frozen=True)

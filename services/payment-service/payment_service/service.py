@@ -234,8 +234,9 @@ async def _start_known_payment(
         if known.payment is not None:
             return known.payment
         booking = check_payable(known_booking_view(known.booking, known.ended), user.user_id, request.amount)
+        _check_attempts_left(ctx, known.declines)
         # Not reached unless the clock moved backwards past the hold's end: the general way.
-        return await _add_payment(session, ctx, user, request, key, booking, known.declines)
+        return await _add_payment(session, ctx, user, request, key, booking)
 
 
 async def _start_fetched_payment(
@@ -243,8 +244,7 @@ async def _start_fetched_payment(
 ) -> Payment:
     async with ctx.sessionmaker() as session, session.begin():
         await repository.lock_booking(session, booking.id)
-        declines = await repository.count_declines(session, booking.id)
-        return await _add_payment(session, ctx, user, request, key, booking, declines)
+        return await _add_payment(session, ctx, user, request, key, booking)
 
 
 async def _add_payment(
@@ -254,14 +254,17 @@ async def _add_payment(
     request: PaymentRequest,
     key: str,
     booking: BookingView,
-    declines: int,
 ) -> Payment:
     """Under the booking's lock; raises IntegrityError when the booking has a live payment."""
-    _check_attempts_left(ctx, declines)
     payment = _new_payment(ctx, user, request, key)
     payment.user_email = user.email or booking.user_email or ""
     payment.amount, payment.currency = booking.total_amount, booking.currency
-    return await repository.start_payment_of_key(session, payment)
+    most = ctx.settings.max_declines_per_booking
+    started = await repository.start_payment_of_key(session, payment, most)
+    if started is None:  # the declines are counted in the statement, and again for the message
+        _check_attempts_left(ctx, await repository.count_declines(session, booking.id))
+        raise AssertionError("declines counted twice under the booking's lock differ")
+    return started
 
 
 def _new_payment(ctx: Payments, user: Principal, request: PaymentRequest, key: str) -> Payment:
