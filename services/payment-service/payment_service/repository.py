@@ -478,20 +478,6 @@ async def record_payable_booking(session: AsyncSession, values: dict[str, Any]) 
     )
 
 
-async def known_booking(
-    session: AsyncSession, booking_id: uuid.UUID
-) -> tuple[PayableBooking, CancelledBooking | None, int] | None:
-    """The booking as ``booking.created`` told it, its recorded end if any, and its declines so
-    far (one round trip); None when no ``booking.created`` of it has arrived (yet).
-
-    Plain objects, not in the session: paying only reads them."""
-    row = await hotsql.fetchrow(session, KNOWN_BOOKING, booking_id, list(NOT_A_DECLINE))
-    if row is None:
-        return None
-    booking = PayableBooking(**{name: row[name] for name in _PAYABLE_BOOKING_COLUMNS})
-    return booking, _recorded_end(booking_id, row), int(row["declines"])
-
-
 def payable_bookings_retention() -> Retention:
     """For servicekit's housekeeping: a payable booking goes a day after its hold ended (no one
     can pay it then; a booking paid in time has its payment)."""
