@@ -15,6 +15,11 @@ JSON and JSONB go in as JSON text and come out decoded (the codecs SQLAlchemy's 
 sets on each connection). Errors come out as SQLAlchemy's (``IntegrityError``,
 ``DBAPIError``), so callers and the error handler treat both paths alike; a dropped
 connection is invalidated as SQLAlchemy does.
+
+``begin_with`` sends a transaction's BEGIN and its first statement (values written in it, no
+parameters) as one message: a round trip less per transaction that starts with, say, a lock.
+It sets asyncpg's and SQLAlchemy's adapter's transaction state as ``Transaction.start`` does
+(private attributes: tests/test_hotsql.py pins them on an upgrade).
 """
 
 from __future__ import annotations
