@@ -8,8 +8,10 @@ Runs payment-service's app in-process against the real PostgreSQL, Redis and Rab
 (this run's own key prefix, exchange and queues), with booking-service replaced by a
 small app answering ``GET /internal/bookings/{id}`` as docs/contracts.md says. It pays
 ``--payments`` bookings through ``POST /process`` (card 4242...) with ``--concurrency``
-requests in flight and prints, per payment: SQL statements sent by payment-service, calls
-to the booking app, and the process's CPU time (the in-process client and the stand-in
+requests in flight and prints, per payment: SQL statements sent through SQLAlchemy, round trips
+to PostgreSQL (every asyncpg call that waits for the server: statements on asyncpg or through
+SQLAlchemy, BEGIN and COMMIT, prepares; ``round_trips``), calls to the booking app, and the
+process's CPU time (the in-process client and the stand-in
 booking app included, the same for every version of payment, so differences are payment's).
 ``--events known`` publishes each booking's ``booking.created`` first (as booking-service's
 relay would) and starts measuring once payment-service has consumed them all, so the
@@ -41,7 +43,7 @@ from payment_service.config import PaymentSettings
 from payment_service.main import create_app
 from payment_service.models import processed_events
 from servicekit.events import new_event
-from servicekit.testing import app_client, mint_token, test_settings_overrides, wait_until
+from servicekit.testing import app_client, mint_token, round_trips, test_settings_overrides, wait_until
 
 GOOD_CARD = "4242424242424242"
 
@@ -156,15 +158,17 @@ async def run(payments: int, concurrency: int, events: str) -> None:
 
         await asyncio.gather(*(worker(1) for _ in range(concurrency)))  # warm up pools and caches
         statements, calls[:] = 0, []
-        cpu, wall = time.process_time(), time.perf_counter()
         share = payments // concurrency
-        await asyncio.gather(*(worker(share) for _ in range(concurrency)))
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        with round_trips(everywhere=True) as trips:
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(worker(share) for _ in range(concurrency)))
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         done = share * concurrency
         event.remove(engine, "before_cursor_execute", count)
     sys.stdout.write(
         f"payments {done}  concurrency {concurrency}  events {events}  "
-        f"SQL statements/payment {statements / done:.1f}  booking calls/payment {len(calls) / done:.2f}  "
+        f"SQL statements/payment {statements / done:.1f}  round trips/payment {trips[0] / done:.1f}  "
+        f"booking calls/payment {len(calls) / done:.2f}  "
         f"CPU ms/payment {cpu / done * 1000:.2f}  payments/s {done / wall:.0f}\n"
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service.models import Payment, outbox
-from servicekit.events import add_event, new_event
+from servicekit.events import EventEnvelope, add_event, new_event
 
 PRODUCER = "payment-service"
 
@@ -23,9 +23,13 @@ def _common(payment: Payment) -> dict[str, Any]:
     }
 
 
-async def publish_payment_completed(session: AsyncSession, payment: Payment) -> None:
+def payment_completed(payment: Payment) -> EventEnvelope:
     data = {**_common(payment), "payment_method": payment.payment_method, "card_last4": payment.card_last4}
-    await add_event(session, outbox, new_event("payment.completed", PRODUCER, data))
+    return new_event("payment.completed", PRODUCER, data)
+
+
+async def publish_payment_completed(session: AsyncSession, payment: Payment) -> None:
+    await add_event(session, outbox, payment_completed(payment))
 
 
 async def publish_payment_failed(

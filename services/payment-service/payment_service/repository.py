@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+import orjson
+from sqlalchemy import DateTime, Integer, Table, TextClause, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
@@ -24,10 +26,21 @@ from payment_service.models import (
     ProviderLedgerEntry,
 )
 from servicekit import hotsql
+from servicekit.events import EventEnvelope, outbox_insert_per_row, outbox_row
+from servicekit.events.outbox import WRITTEN_KEY
 from servicekit.housekeeping import Retention, older_than
 
+
+def hotsql_form(statement: TextClause) -> tuple[str, tuple[str, ...]]:
+    """A ``text()`` statement with named parameters (as servicekit's outbox insert is written) in
+    asyncpg's form: its SQL with ``$1, $2 ...`` (typed parameters cast) and their names in order."""
+    compiled = statement.compile(dialect=asyncpg_dialect())
+    assert compiled.positiontup is not None
+    return compiled.string, tuple(compiled.positiontup)
+
+
 # The statements of every payment, straight on asyncpg (servicekit.hotsql); the rest is SQLAlchemy.
-LOCK_BOOKING = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+LOCK_BOOKING_OF = "SELECT pg_advisory_xact_lock(hashtextextended('{}', 0))"
 CLAIM_KEY_KNOWING_BOOKING = """
 WITH claimed AS (
     INSERT INTO idempotency_records (user_id, key, fingerprint, state, locked_until, expires_at)
@@ -54,22 +67,30 @@ _PAYMENT_COLUMNS = ", ".join(_PAYMENT_COLUMN_NAMES)
 _BOOKING_END = (
     "c.reason AS end_reason, c.refund_required AS end_refund_required, c.received_at AS end_received_at"
 )
+
+
+def _declines(booking: str, not_a_decline: str) -> str:
+    """How many of the booking's payments the card declined (parameters: the booking, and
+    NOT_A_DECLINE: failures that were not the card's answer)."""
+    return f"""SELECT count(*) FROM payments
+WHERE booking_id = {booking} AND status = 'failed' AND NOT failure_reason = ANY ({not_a_decline}::text[])"""
+
+
+# A pending payment linked to its key, unless the booking's declines ($12: NOT_A_DECLINE) reached
+# $13 (no row then).
 START_PAYMENT_OF_KEY = f"""
 WITH payment AS (
     INSERT INTO payments (id, user_id, user_email, booking_id, amount, currency, status,
                           payment_method, card_brand, card_last4, idempotency_key, provider)
-    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)
+    SELECT $1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11
+    WHERE ({_declines("$4", "$12")}) < $13::integer
     RETURNING {_PAYMENT_COLUMNS}
 ), attached AS (
-    UPDATE idempotency_records SET payment_id = (SELECT id FROM payment) WHERE user_id = $2 AND key = $10
+    UPDATE idempotency_records r SET payment_id = payment.id FROM payment WHERE r.user_id = $2 AND r.key = $10
 )
 SELECT * FROM payment
 """
-# $1: the booking, $2: NOT_A_DECLINE (failures that were not the card's answer).
-COUNT_DECLINES = """
-SELECT count(*) FROM payments
-WHERE booking_id = $1 AND status = 'failed' AND NOT failure_reason = ANY ($2::text[])
-"""
+COUNT_DECLINES = _declines("$1", "$2")
 _PAYABLE_BOOKING_COLUMNS = cast(Table, PayableBooking.__table__).c.keys()
 KNOWN_BOOKING = f"""
 SELECT {", ".join(f"b.{name}" for name in _PAYABLE_BOOKING_COLUMNS)},
@@ -84,6 +105,61 @@ FROM payments p LEFT JOIN cancelled_bookings c ON c.booking_id = p.booking_id
 WHERE p.id = $1
 FOR UPDATE OF p
 """
+# Starting a payment of a booking ``booking.created`` announced, after the booking's lock, in
+# one round trip: the booking as announced, its recorded end, its declines (KNOWN_BOOKING, $1
+# and $2) and, when this caller ($3) may pay it (not ended, unexpired at $11, the amount $12 if
+# given, attempts left below $13), the new pending payment ($4-$10) linked to its key. The caller
+# tells from the booking's columns why no payment was added.
+START_KNOWN_PAYMENT = f"""
+WITH booking AS ({KNOWN_BOOKING}
+), payment AS (
+    INSERT INTO payments (id, user_id, user_email, booking_id, amount, currency, status,
+                          payment_method, card_brand, card_last4, idempotency_key, provider)
+    SELECT $4, $3, COALESCE($5, b.user_email, ''), b.booking_id, b.amount, b.currency, 'pending',
+           $6, $7, $8, $9, $10
+    FROM booking b
+    WHERE b.user_id = $3 AND b.end_reason IS NULL AND b.expires_at > $11::timestamptz
+      AND b.amount = COALESCE($12::integer, b.amount) AND b.declines < $13::integer
+    RETURNING {_PAYMENT_COLUMNS}
+), attached AS (
+    UPDATE idempotency_records r SET payment_id = payment.id FROM payment
+    WHERE r.user_id = $3 AND r.key = $9
+)
+SELECT booking.*, {", ".join(f"payment.{name} AS payment_{name}" for name in _PAYMENT_COLUMN_NAMES)}
+FROM booking LEFT JOIN payment ON true
+"""
+# Finishing the usual payment, after the booking's lock, in one round trip: approved, still
+# pending, its booking not ended. The payment succeeds, its ``payment.completed`` goes to the
+# outbox (servicekit's insert, once per row of ``finished``: no row, no event) and its key keeps
+# the answer. Nothing is written when the payment was finished meanwhile or its booking ended:
+# the caller then takes the general path (a refund, a twin's answer).
+_PAYMENT_COMPLETED = outbox_insert_per_row("finished")
+SUCCEED_PAYMENT_OF_LIVE_BOOKING, _SUCCEED_PARAMETERS = hotsql_form(
+    text(
+        f"""
+WITH finished AS (
+    UPDATE payments p SET status = 'succeeded', provider_charge_id = :charge_id, updated_at = :updated_at
+    WHERE p.id = :payment_id AND p.status = 'pending'
+      AND NOT EXISTS (SELECT FROM cancelled_bookings c WHERE c.booking_id = p.booking_id)
+    RETURNING p.id
+), completed AS (
+    UPDATE idempotency_records r SET state = 'completed', response_status = :response_status,
+                                     response_body = :response_body
+    FROM finished WHERE r.user_id = :user_id AND r.key = :key
+), new_event AS (
+    {_PAYMENT_COMPLETED.sql}
+)
+SELECT count(*) FROM finished
+"""
+    ).bindparams(
+        bindparam("payment_id", type_=UUID(as_uuid=True)),
+        bindparam("user_id", type_=UUID(as_uuid=True)),
+        bindparam("updated_at", type_=DateTime(timezone=True)),
+        bindparam("response_status", type_=Integer),
+        bindparam("response_body", type_=JSONB),
+        *_PAYMENT_COMPLETED.bindparams,
+    )
+)
 RECORD_PAYABLE_BOOKING = """
 INSERT INTO payable_bookings (booking_id, user_id, user_email, amount, currency, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -106,9 +182,10 @@ async def add_payment(session: AsyncSession, payment: Payment) -> Payment:
     return payment
 
 
-async def start_payment_of_key(session: AsyncSession, payment: Payment) -> Payment:
-    """Insert a pending payment and link it to its idempotency key (one round trip); raises
-    IntegrityError when the booking already has a pending or succeeded payment.
+async def start_payment_of_key(session: AsyncSession, payment: Payment, max_declines: int) -> Payment | None:
+    """Insert a pending payment and link it to its idempotency key (one round trip), unless the
+    card was declined ``max_declines`` times for the booking (None); raises IntegrityError when
+    the booking already has a pending or succeeded payment.
 
     The payment comes back as a plain object (not in the session), as stored.
     """
@@ -118,9 +195,83 @@ async def start_payment_of_key(session: AsyncSession, payment: Payment) -> Payme
         START_PAYMENT_OF_KEY,
         *(p.id or uuid.uuid4(), p.user_id, p.user_email, p.booking_id, p.amount, p.currency),
         *(p.payment_method, p.card_brand, p.card_last4, p.idempotency_key, p.provider),
+        *(list(NOT_A_DECLINE), max_declines),
     )
-    assert row is not None
-    return Payment(**row)
+    return None if row is None else Payment(**row)
+
+
+@dataclass(frozen=True)
+class PayableWhen:
+    """What a request asks of a known booking to pay it (``bookings.check_payable``'s rules)."""
+
+    now: datetime
+    amount: int | None
+    max_declines: int
+
+
+@dataclass(frozen=True)
+class KnownStart:
+    """A known booking as read when starting its payment, and the payment if one was added."""
+
+    booking: PayableBooking
+    ended: CancelledBooking | None
+    declines: int
+    payment: Payment | None
+
+
+async def start_known_payment(
+    session: AsyncSession, payment: Payment, when: PayableWhen
+) -> KnownStart | None:
+    """Read a known booking and, if payable as ``when`` asks, insert ``payment`` (amount, currency
+    and a missing email from the booking) linked to its key: one round trip. None when no
+    ``booking.created`` of it has arrived (yet); raises IntegrityError when the booking already
+    has a pending or succeeded payment. Plain objects, not in the session."""
+    p = payment
+    row = await hotsql.fetchrow(
+        session,
+        START_KNOWN_PAYMENT,
+        *(p.booking_id, list(NOT_A_DECLINE), p.user_id, p.id or uuid.uuid4(), p.user_email or None),
+        *(p.payment_method, p.card_brand, p.card_last4, p.idempotency_key, p.provider),
+        *(when.now, when.amount, when.max_declines),
+    )
+    if row is None:
+        return None
+    booking = PayableBooking(**{name: row[name] for name in _PAYABLE_BOOKING_COLUMNS})
+    started = None
+    if row["payment_id"] is not None:
+        started = Payment(**{name: row[f"payment_{name}"] for name in _PAYMENT_COLUMN_NAMES})
+    return KnownStart(booking, _recorded_end(p.booking_id, row), int(row["declines"]), started)
+
+
+def copy_payment(payment: Payment, **changes: Any) -> Payment:
+    """A plain copy of ``payment``'s columns (not in any session) with ``changes``."""
+    return Payment(**{name: getattr(payment, name) for name in _PAYMENT_COLUMN_NAMES} | changes)
+
+
+async def succeed_payment_of_live_booking(
+    session: AsyncSession, succeeded: Payment, event: EventEnvelope, answer: tuple[uuid.UUID, str, int, Any]
+) -> bool:
+    """Store ``succeeded`` (a pending payment's copy with its charge) with ``event`` in the outbox
+    and ``answer`` (user, key, status, body) under its key, in one round trip, if the payment is
+    still pending and its booking has not ended; False (nothing written) otherwise."""
+    s, row = succeeded, outbox_row(event)
+    user_id, key, status, body = answer
+    values = {
+        "payment_id": s.id,
+        "charge_id": s.provider_charge_id,
+        "updated_at": s.updated_at,
+        "user_id": user_id,
+        "key": key,
+        "response_status": status,
+        "response_body": json.dumps(body),
+        **row,
+        "payload": orjson.dumps(row["payload"]).decode(),
+    }
+    args = (values[name] for name in _SUCCEED_PARAMETERS)
+    if not await hotsql.fetchval(session, SUCCEED_PAYMENT_OF_LIVE_BOOKING, *args):
+        return False
+    session.info[WRITTEN_KEY] = True  # its commit wakes the relay, as ``add_event``'s does
+    return True
 
 
 async def get_payment(session: AsyncSession, payment_id: uuid.UUID, *, lock: bool = False) -> Payment | None:
@@ -274,8 +425,10 @@ def idempotency_retention() -> Retention:
 
 
 async def lock_booking(session: AsyncSession, booking_id: uuid.UUID) -> None:
-    """Serialise, per booking, finishing a payment with handling that booking's cancellation."""
-    await hotsql.execute(session, LOCK_BOOKING, str(booking_id))
+    """Serialise, per booking, finishing a payment with handling that booking's cancellation.
+
+    As a transaction's first statement it is sent with the BEGIN (its value a UUID's text)."""
+    await hotsql.begin_with(session, LOCK_BOOKING_OF.format(uuid.UUID(str(booking_id))))
 
 
 async def record_cancelled_booking(
@@ -323,20 +476,6 @@ async def record_payable_booking(session: AsyncSession, values: dict[str, Any]) 
         RECORD_PAYABLE_BOOKING,
         *(v["booking_id"], v["user_id"], v["user_email"], v["amount"], v["currency"], v["expires_at"]),
     )
-
-
-async def known_booking(
-    session: AsyncSession, booking_id: uuid.UUID
-) -> tuple[PayableBooking, CancelledBooking | None, int] | None:
-    """The booking as ``booking.created`` told it, its recorded end if any, and its declines so
-    far (one round trip); None when no ``booking.created`` of it has arrived (yet).
-
-    Plain objects, not in the session: paying only reads them."""
-    row = await hotsql.fetchrow(session, KNOWN_BOOKING, booking_id, list(NOT_A_DECLINE))
-    if row is None:
-        return None
-    booking = PayableBooking(**{name: row[name] for name in _PAYABLE_BOOKING_COLUMNS})
-    return booking, _recorded_end(booking_id, row), int(row["declines"])
 
 
 def payable_bookings_retention() -> Retention:

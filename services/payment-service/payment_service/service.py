@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,7 +48,7 @@ from payment_service import repository
 from payment_service.bookings import BookingGateway, check_payable, known_booking_view
 from payment_service.cards import card_brand, card_last4
 from payment_service.config import PaymentSettings
-from payment_service.events import publish_payment_completed, publish_payment_failed
+from payment_service.events import payment_completed, publish_payment_completed, publish_payment_failed
 from payment_service.idempotency import Claim, IdempotencyStore, StoredResponse
 from payment_service.leases import pending_payment_retry_after
 from payment_service.metrics import IDEMPOTENT_REPLAYS, PAYMENTS
@@ -182,7 +183,7 @@ async def _resolve_earlier_attempt(ctx: Payments, payment_id: uuid.UUID | None) 
             "The payment provider is unavailable; an earlier attempt of this request is being "
             "resolved, retry later",
             code="provider_unavailable",
-            retry_after=ctx.settings.idempotency_lock_seconds,
+            retry_after=math.ceil(ctx.settings.idempotency_lock_seconds),
         ) from exc
     if result.abandoned:
         await abandon_payment(ctx, payment, release_key=False)  # this request holds the key now
@@ -214,21 +215,28 @@ async def _start_payment(
 
 # Both take the booking's lock first, as finishing a payment does: a decline that is being
 # recorded right now is counted (by a statement after the lock) before another attempt may
-# start, and an end of the booking recorded before it is seen.
+# start, and an end of the booking recorded before it is seen. The lock is a statement of its
+# own: in READ COMMITTED a statement's snapshot is taken when it starts, before a lock it
+# waits for inside it is granted, so it would not see what the lock's holder committed.
 
 
 async def _start_known_payment(
     ctx: Payments, user: Principal, request: PaymentRequest, key: str
 ) -> Payment | None:
     """None when the booking's row is gone after all (it is pruned a day after its hold)."""
+    when = repository.PayableWhen(datetime.now(UTC), request.amount, ctx.settings.max_declines_per_booking)
     async with ctx.sessionmaker() as session, session.begin():
         await repository.lock_booking(session, request.booking_id)
-        known = await repository.known_booking(session, request.booking_id)
+        # The usual case in one statement: the booking read and, if payable, the payment added.
+        known = await repository.start_known_payment(session, _new_payment(ctx, user, request, key), when)
         if known is None:
             return None
-        row, ended, declines = known
-        booking = check_payable(known_booking_view(row, ended), user.user_id, request.amount)
-        return await _add_payment(session, ctx, user, request, key, booking, declines)
+        if known.payment is not None:
+            return known.payment
+        booking = check_payable(known_booking_view(known.booking, known.ended), user.user_id, request.amount)
+        _check_attempts_left(ctx, known.declines)
+        # Not reached unless the clock moved backwards past the hold's end: the general way.
+        return await _add_payment(session, ctx, user, request, key, booking)
 
 
 async def _start_fetched_payment(
@@ -236,8 +244,7 @@ async def _start_fetched_payment(
 ) -> Payment:
     async with ctx.sessionmaker() as session, session.begin():
         await repository.lock_booking(session, booking.id)
-        declines = await repository.count_declines(session, booking.id)
-        return await _add_payment(session, ctx, user, request, key, booking, declines)
+        return await _add_payment(session, ctx, user, request, key, booking)
 
 
 async def _add_payment(
@@ -247,17 +254,27 @@ async def _add_payment(
     request: PaymentRequest,
     key: str,
     booking: BookingView,
-    declines: int,
 ) -> Payment:
     """Under the booking's lock; raises IntegrityError when the booking has a live payment."""
-    _check_attempts_left(ctx, declines)
+    payment = _new_payment(ctx, user, request, key)
+    payment.user_email = user.email or booking.user_email or ""
+    payment.amount, payment.currency = booking.total_amount, booking.currency
+    most = ctx.settings.max_declines_per_booking
+    started = await repository.start_payment_of_key(session, payment, most)
+    if started is None:  # the declines are counted in the statement, and again for the message
+        _check_attempts_left(ctx, await repository.count_declines(session, booking.id))
+        raise AssertionError("declines counted twice under the booking's lock differ")
+    return started
+
+
+def _new_payment(ctx: Payments, user: Principal, request: PaymentRequest, key: str) -> Payment:
+    """The request's pending payment; its booking's amount and currency are set by the caller."""
     number = request.card_number
-    payment = Payment(
+    return Payment(
+        id=uuid.uuid4(),
         user_id=user.user_id,
-        user_email=user.email or booking.user_email or "",
-        booking_id=booking.id,
-        amount=booking.total_amount,
-        currency=booking.currency,
+        user_email=user.email,
+        booking_id=request.booking_id,
         status=PaymentStatus.PENDING,
         payment_method=request.payment_method,
         card_brand=card_brand(number) if number else None,
@@ -265,7 +282,6 @@ async def _add_payment(
         idempotency_key=key,
         provider=ctx.provider.name,
     )
-    return await repository.start_payment_of_key(session, payment)
 
 
 def _check_attempts_left(ctx: Payments, declines: int) -> None:
@@ -342,10 +358,30 @@ async def finish_payment(
     """Store the outcome, its event and the key's answer in one transaction."""
     async with ctx.sessionmaker() as session, session.begin():
         await repository.lock_booking(session, payment.booking_id)
-        # After the lock, so it sees an end of the booking recorded by a consumer just before.
+        # After the lock (a statement of its own, see above), so what follows sees an end of the
+        # booking recorded by a consumer just before.
+        if result.approved and (done := await _succeed_live(session, user_id, key, payment, result)):
+            return done
         locked, ended = await repository.payment_and_booking_end(session, payment.id)
         response = await _apply_outcome(session, ctx, locked, ended, result)
         await ctx.idempotency.complete(session, user_id, key, response)
+    return response
+
+
+async def _succeed_live(
+    session: AsyncSession, user_id: uuid.UUID, key: str, payment: Payment, result: ChargeResult
+) -> StoredResponse | None:
+    """The usual outcome in one statement: approved, the payment still pending, its booking not
+    ended. None, with nothing written, when it is not so (a twin finished it, the booking ended)."""
+    now = datetime.now(UTC)
+    changes = {"status": PaymentStatus.SUCCEEDED, "provider_charge_id": result.charge_id, "updated_at": now}
+    succeeded = repository.copy_payment(payment, **changes)
+    response = _answer(succeeded)
+    event = payment_completed(succeeded)
+    answer = (user_id, key, response.status, response.body)
+    if not await repository.succeed_payment_of_live_booking(session, succeeded, event, answer):
+        return None
+    PAYMENTS.labels("succeeded").inc()
     return response
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from payment_service.service import PAYING
 from servicekit.events import new_event
-from servicekit.testing import wait_until
+from servicekit.testing import round_trips, wait_until
 
 GOOD_CARD, DECLINED_CARD = "4242424242424242", "4000000000000002"
 Harness = Any  # the conftest fixture's class (test modules cannot import conftest)
@@ -48,6 +48,23 @@ async def test_a_booking_known_from_booking_created_is_paid_without_asking_booki
     [event] = await harness.delivered("payment.completed", booking["id"])
     assert (event["data"]["payment_id"], event["data"]["user_email"]) == (payment["id"], user.email)
     assert await harness.charges(booking["id"]) == 1
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["known", "asked_of_booking"])
+async def test_a_booking_is_paid_in_eight_round_trips_to_postgresql(harness: Harness, known: bool) -> None:
+    """The key's claim; the start: BEGIN with the booking's lock, the read (of a known booking),
+    declines and insert, COMMIT; the provider's ledger; the finish: BEGIN with the lock, the
+    outcome with its event and the key's answer, COMMIT (docs/benchmarks.md, issue 16)."""
+    user = harness.caller()
+    booking = harness.desk.add(user)
+    if known:
+        await harness.announce(booking)
+    with round_trips() as sent:
+        paid = await harness.pay(user, booking["id"], key=_key(), card_number=GOOD_CARD)
+    assert paid.status_code == 201, paid.text
+    assert sent[0] == 8 and harness.desk.calls[booking["id"]] == (0 if known else 1)
+    [event] = await harness.delivered("payment.completed", booking["id"])
+    assert event["data"]["payment_id"] == paid.json()["id"]
 
 
 async def test_a_booking_whose_event_has_not_arrived_is_asked_of_booking_as_before(harness: Harness) -> None:

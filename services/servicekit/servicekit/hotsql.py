@@ -15,6 +15,11 @@ JSON and JSONB go in as JSON text and come out decoded (the codecs SQLAlchemy's 
 sets on each connection). Errors come out as SQLAlchemy's (``IntegrityError``,
 ``DBAPIError``), so callers and the error handler treat both paths alike; a dropped
 connection is invalidated as SQLAlchemy does.
+
+``begin_with`` sends a transaction's BEGIN and its first statement (values written in it, no
+parameters) as one message: a round trip less per transaction that starts with, say, a lock.
+It sets asyncpg's and SQLAlchemy's adapter's transaction state as ``Transaction.start`` does
+(private attributes: tests/test_hotsql.py pins them on an upgrade).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
+from asyncpg.transaction import TransactionState
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -49,6 +55,36 @@ async def fetchval(bind: Bind, sql: str, *args: Any) -> Any:
 async def execute(bind: Bind, sql: str, *args: Any) -> str:
     """Run ``sql`` in ``bind``'s transaction; PostgreSQL's status (``'UPDATE 1'``)."""
     return await _run(bind, sql, args, lambda driver: driver.execute(sql, *args))
+
+
+async def begin_with(bind: Bind, sql: str) -> None:
+    """Run ``sql`` (no parameters: its values written in it) as the first statement of
+    ``bind``'s transaction, sent with the BEGIN in one round trip (two statements of one simple
+    query); as ``execute`` when the transaction has begun already or is not a plain one."""
+    connection = await bind.connection() if isinstance(bind, AsyncSession) else bind
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    begin = _PLAIN_BEGIN.get(adapted.isolation_level)
+    if adapted._transaction is not None or begin is None or adapted.readonly or adapted.deferrable:
+        await execute(bind, sql)
+        return
+    driver = adapted.driver_connection
+    # The transaction as asyncpg's ``Transaction.start`` leaves it and SQLAlchemy's adapter holds
+    # it, marked before sending: a failure then rolls it back as any failed transaction.
+    transaction = driver.transaction()
+    transaction._state = TransactionState.STARTED
+    driver._top_xact = transaction
+    adapted._transaction = transaction
+    try:
+        await driver.execute(f"{begin}; {sql}")
+    except Exception as error:
+        translated = await _translated(connection, adapted, sql, (), error)
+        if translated is error:
+            raise
+        raise translated from error
+
+
+# The BEGIN asyncpg sends for SQLAlchemy's adapter, by its isolation level.
+_PLAIN_BEGIN = {None: "BEGIN", "read_committed": "BEGIN ISOLATION LEVEL READ COMMITTED"}
 
 
 async def _run(

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicekit import hotsql
+from servicekit.testing import round_trips
 
 
 def _insert_sql(processed: Table) -> str:
@@ -89,3 +90,46 @@ async def test_errors_are_sqlalchemy_s_and_the_session_recovers(
             await hotsql.execute(session, "SELECT * FROM no_such_table")
         await session.rollback()
         assert await hotsql.fetchval(session, "SELECT 41 + 1") == 42
+
+
+def _literal_insert_sql(processed: Table, event_id: uuid.UUID) -> str:
+    return _insert_sql(processed).replace("$1", f"'{event_id}'")
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+async def test_begin_with_sends_the_begin_and_its_statement_in_one_round_trip(
+    sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Table], outcome: str
+) -> None:
+    processed, event_id = tables["processed"], uuid.uuid4()
+    async with sessionmaker() as session:
+        with round_trips() as sent:
+            await hotsql.begin_with(session, _literal_insert_sql(processed, event_id))
+        assert sent[0] == 1
+        count = f"SELECT count(*) FROM {processed.fullname} WHERE event_id = $1"
+        assert await hotsql.fetchval(session, count, event_id) == 1  # in the same transaction
+        await (session.commit() if outcome == "commit" else session.rollback())
+    assert await _count(sessionmaker, processed, event_id) == (1 if outcome == "commit" else 0)
+
+
+async def test_begin_with_in_a_begun_transaction_is_one_more_statement(
+    sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Table]
+) -> None:
+    processed, event_id = tables["processed"], uuid.uuid4()
+    async with sessionmaker() as session:
+        await session.execute(select(1))
+        await hotsql.begin_with(session, _literal_insert_sql(processed, event_id))
+        await session.rollback()
+    assert await _count(sessionmaker, processed, event_id) == 0
+
+
+async def test_a_failed_begin_with_is_sqlalchemy_s_error_and_the_session_recovers(
+    sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Table]
+) -> None:
+    processed, event_id = tables["processed"], uuid.uuid4()
+    async with sessionmaker() as session:
+        with pytest.raises(DBAPIError, match="no_such_table"):
+            await hotsql.begin_with(session, "SELECT * FROM no_such_table")
+        await session.rollback()  # the failed transaction is rolled back, not left open
+        await hotsql.begin_with(session, _literal_insert_sql(processed, event_id))
+        await session.commit()
+    assert await _count(sessionmaker, processed, event_id) == 1
