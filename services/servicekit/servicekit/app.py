@@ -21,7 +21,7 @@ from servicekit.config import ServiceSettings
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.errors import install_error_handlers
 from servicekit.events.broker import Broker
-from servicekit.events.consumer import EventConsumer, EventHandler, StatementHandler
+from servicekit.events.consumer import EventConsumer, EventHandler, ReadWithClaim, StatementHandler
 from servicekit.events.outbox import OutboxWakeup
 from servicekit.events.relay import OutboxRelay
 from servicekit.health import HealthCheck, health_router
@@ -112,6 +112,7 @@ def runtime_consumer(
     processed: Table,
     prefetch: int = 20,
     statement: StatementHandler | None = None,
+    read_with_claim: ReadWithClaim | None = None,
 ) -> EventConsumer:
     """A consumer wired to the runtime's sessionmaker, broker and settings (and, for a
     ``statement`` handler, its autocommit engine and the relay's wake-up)."""
@@ -128,6 +129,7 @@ def runtime_consumer(
         statement=statement,
         autocommit=runtime.autocommit if statement is not None else None,
         wakeup=runtime.outbox_wakeup,
+        read_with_claim=read_with_claim,
     )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicekit.config import ServiceSettings
 from servicekit.events.broker import Broker
-from servicekit.events.consumer import EventConsumer, OneStatement, claim_sql
+from servicekit.events.consumer import CLAIMED_WITH, EventConsumer, OneStatement, claim_sql
 from servicekit.events.envelope import EventEnvelope
 from servicekit.testing import RabbitSpy, wait_until
 
@@ -159,3 +159,62 @@ async def _at_least(value: float, n: float) -> bool:
 
 async def _has(items: list[str], item: str) -> bool:
     return item in items
+
+
+class ReadsWithClaim:
+    """A transactional handler that keeps what the consumer read with the dedupe record."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, Any] = {}
+
+    async def __call__(self, session: AsyncSession, event: EventEnvelope) -> None:
+        self.seen[str(event.event_id)] = dict(session.info[CLAIMED_WITH])
+
+
+async def test_a_read_sent_with_the_dedupe_record_reaches_the_handler_and_a_copy_reaches_nothing(
+    settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Any]
+) -> None:
+    broker = Broker(settings)
+    broker.start()
+    handler = ReadsWithClaim()
+    consumer = EventConsumer(
+        "kit.reads", ["kit.#"], handler, sessionmaker, tables["processed"], broker, settings,
+        read_with_claim=lambda event: ("SELECT $4::int * 2 AS doubled", (event.data["n"],)),
+    )  # fmt: skip
+    await consumer.start()
+    event = _envelope(n=21)
+    duplicates_before = _outcomes(settings, "duplicate")
+    try:
+        async with RabbitSpy(settings.rabbitmq_url.get_secret_value(), settings.events_exchange, []) as spy:
+            await spy.publish("kit.happened", event)
+            await wait_until(lambda: _has(list(handler.seen), event["event_id"]), what="the event handled")
+            handler.seen.clear()
+            await spy.publish("kit.happened", event)
+            skipped = duplicates_before + 1
+            await wait_until(lambda: _at_least(_outcomes(settings, "duplicate"), skipped), what="the copy")
+    finally:
+        await broker.close()
+    assert handler.seen == {}, "the copy found the dedupe record and read nothing"
+
+
+async def test_the_read_is_in_the_handlers_hands(
+    settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Any]
+) -> None:
+    broker = Broker(settings)
+    broker.start()
+    handler = ReadsWithClaim()
+    consumer = EventConsumer(
+        "kit.reads2", ["kit.#"], handler, sessionmaker, tables["processed"], broker, settings,
+        read_with_claim=lambda event: ("SELECT $4::int * 2 AS doubled WHERE $4::int > 0", (event.data["n"],)),
+    )  # fmt: skip
+    await consumer.start()
+    found, none = _envelope(n=21), _envelope(n=0)
+    try:
+        async with RabbitSpy(settings.rabbitmq_url.get_secret_value(), settings.events_exchange, []) as spy:
+            for event in (found, none):
+                await spy.publish("kit.happened", event)
+                await wait_until(lambda e=event: _has(list(handler.seen), e["event_id"]), what="handled")
+    finally:
+        await broker.close()
+    assert handler.seen[found["event_id"]] == {"doubled": 42}
+    assert handler.seen[none["event_id"]] == {"doubled": None}, "no row: its columns NULL"

@@ -66,6 +66,13 @@ class OneStatement:
 StatementHandler = Callable[[EventEnvelope], OneStatement | None]
 
 
+# A read the transactional handler needs, sent in one statement with the dedupe record: SQL of at
+# most one row, its arguments from $4 on (the claim's come first), or None for no read. The row
+# reaches the handler as ``session.info[CLAIMED_WITH]``, its columns all NULL when it found none.
+ReadWithClaim = Callable[[EventEnvelope], tuple[str, tuple[Any, ...]] | None]
+CLAIMED_WITH = "servicekit.claimed_with"
+
+
 def claim_sql(processed: Table, only_if: str | None = None) -> str:
     """The dedupe record for a CTE of a ``OneStatement`` (``RETURNING event_id``; no row for a
     duplicate). ``only_if``, an SQL condition, claims only when it holds: the claim follows the
@@ -101,6 +108,7 @@ class EventConsumer:
         statement: StatementHandler | None = None,
         autocommit: AsyncEngine | None = None,
         wakeup: OutboxWakeup | None = None,
+        read_with_claim: ReadWithClaim | None = None,
     ) -> None:
         if statement is not None and autocommit is None:
             raise ValueError("a one-statement handler needs an autocommit engine")
@@ -116,6 +124,7 @@ class EventConsumer:
         self.settings = settings
         self.prefetch = prefetch
         self.statement, self.autocommit, self.wakeup = statement, autocommit, wakeup
+        self.read_with_claim = read_with_claim
         self.queue: AbstractQueue | None = None
         self._channel: Any = None
         self._claim = (  # the dedupe record, once per message: straight on asyncpg (servicekit.hotsql)
@@ -210,12 +219,21 @@ class EventConsumer:
         if self.statement is not None and (one := self.statement(event)) is not None:
             if await self._claimed_alone(one, event):
                 return "processed"
+        read = self.read_with_claim(event) if self.read_with_claim is not None else None
+        sql, args = (self._claim, ()) if read is None else (self._claim_and_read(read[0]), read[1])
         async with self.sessionmaker() as session, session.begin():
-            claimed = await hotsql.fetchrow(session, self._claim, event.event_id, self.name, event.event_type)
+            claimed = await hotsql.fetchrow(session, sql, event.event_id, self.name, event.event_type, *args)
             if claimed is None:
                 return "duplicate"
+            if read is not None:
+                session.info[CLAIMED_WITH] = claimed
             await self.handler(session, event)
         return "processed"
+
+    def _claim_and_read(self, read: str) -> str:
+        return (
+            f"WITH claimed AS ({self._claim}) SELECT r.* FROM claimed LEFT JOIN LATERAL ({read}) AS r ON true"
+        )
 
     async def _claimed_alone(self, one: OneStatement, event: EventEnvelope) -> bool:
         """Run ``one`` in autocommit; whether it claimed the event (and so did its writes)."""
