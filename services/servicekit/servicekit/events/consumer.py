@@ -127,10 +127,7 @@ class EventConsumer:
         self.read_with_claim = read_with_claim
         self.queue: AbstractQueue | None = None
         self._channel: Any = None
-        self._claim = (  # the dedupe record, once per message: straight on asyncpg (servicekit.hotsql)
-            f"INSERT INTO {processed.fullname} (event_id, consumer, event_type) VALUES ($1, $2, $3) "
-            "ON CONFLICT DO NOTHING RETURNING event_id"
-        )
+        self._claim = claim_sql(processed)  # once per message: straight on asyncpg (servicekit.hotsql)
 
     async def start(self) -> None:
         """Declare the queues (migrated first if they changed) and start consuming.
