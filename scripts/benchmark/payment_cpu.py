@@ -19,6 +19,9 @@ payments are of bookings it already knows; ``--events others`` publishes as many
 ``booking.created`` of other bookings, the same consuming work before the measurement, so
 the payments are of bookings it does not know: the like-for-like control of ``known`` (a
 process that had just consumed the events measured about 1 ms per payment slower in our runs).
+With ``--events``, it also prints the consuming of those ``booking.created`` by themselves: the
+process's CPU and the round trips to PostgreSQL (asyncpg messages that wait for an answer:
+statements, BEGIN and COMMIT) per event, from the first publish to the last one consumed.
 An A/B of payment's code is: check out one version, run, check out the other, run, alternately.
 """
 
@@ -36,6 +39,7 @@ import aio_pika
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from round_trips import ROUND_TRIPS
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -99,6 +103,7 @@ async def announce(
             return bool(queue.declaration_result.consumer_count)
 
         await wait_until(attached, within=30, what="payment-service's consumer")
+        cpu, trips = time.process_time(), ROUND_TRIPS.count
         exchange = await channel.get_exchange(settings.events_exchange)
         ids = []
         for booking in bookings:
@@ -109,11 +114,17 @@ async def announce(
             ids.append(envelope.event_id)
 
     async def all_consumed() -> bool:
-        async with sessionmaker() as session:
-            stmt = select(func.count()).where(processed_events.c.event_id.in_(ids))
-            return int(await session.scalar(stmt) or 0) == len(ids)
+        with ROUND_TRIPS.ignored():
+            async with sessionmaker() as session:
+                stmt = select(func.count()).where(processed_events.c.event_id.in_(ids))
+                return int(await session.scalar(stmt) or 0) == len(ids)
 
     await wait_until(all_consumed, within=120, interval=0.2, what="every booking.created consumed")
+    cpu, trips = time.process_time() - cpu, ROUND_TRIPS.count - trips
+    sys.stdout.write(
+        f"booking.created consumed {len(ids)}  CPU ms/event {cpu / len(ids) * 1000:.2f}  "
+        f"PostgreSQL round trips/event {trips / len(ids):.2f}\n"
+    )
 
 
 async def run(payments: int, concurrency: int, events: str) -> None:
@@ -174,6 +185,7 @@ async def run(payments: int, concurrency: int, events: str) -> None:
 
 
 def main() -> None:
+    ROUND_TRIPS.install()
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--payments", type=int, default=400)

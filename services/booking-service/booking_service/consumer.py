@@ -8,12 +8,13 @@ import uuid
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service import lifecycle
+from booking_service import events, lifecycle, repository, tickets
 from booking_service.holds import SeatHolds
+from booking_service.metrics import BOOKINGS
 from booking_service.models import processed_events
 from servicekit.app import Runtime, runtime_consumer
-from servicekit.events import EventEnvelope
-from servicekit.events.consumer import EventConsumer, EventHandler
+from servicekit.events import EventEnvelope, outbox_args
+from servicekit.events.consumer import EventConsumer, EventHandler, OneStatement, StatementHandler
 
 logger = logging.getLogger("booking_service.consumer")
 CONSUMER_NAME = "booking-service.events"
@@ -51,7 +52,29 @@ def payment_event_handler(holds: SeatHolds) -> EventHandler:
     return handle
 
 
-def build_consumers(runtime: Runtime, holds: SeatHolds) -> list[EventConsumer]:
+def confirm_statement(seats_at_most: int) -> StatementHandler:
+    """payment.completed on a pending booking with a live hold, the purchase's usual case, as
+    one statement in autocommit (repository.confirm_on_payment_sql): the confirm, its tickets,
+    ``booking.confirmed`` and the dedupe record. Every other case (the hold lapsed, the booking
+    ended or is unknown, a redelivery) writes nothing there and goes to ``lifecycle.confirm_booking``
+    in the consumer's transaction, as before."""
+    sql = repository.confirm_on_payment_sql(processed_events)
+    confirmed = BOOKINGS.labels(lifecycle.CONFIRMED).inc
+
+    def statement(event: EventEnvelope) -> OneStatement | None:
+        if event.event_type != "payment.completed":
+            return None
+        outcome = PaymentOutcome.model_validate(event.data)
+        codes = [tickets.new_ticket_code() for _ in range(seats_at_most)]  # the seats use the first
+        announced = outbox_args(events.booking_confirmed_envelope())
+        args = (outcome.booking_id, outcome.payment_id, codes, *announced)
+        return OneStatement(sql, args, writes_outbox=True, on_claimed=confirmed)
+
+    return statement
+
+
+def build_consumers(runtime: Runtime, holds: SeatHolds, seats_at_most: int) -> list[EventConsumer]:
+    handler, statement = payment_event_handler(holds), confirm_statement(seats_at_most)
     return [
-        runtime_consumer(runtime, CONSUMER_NAME, ROUTING_KEYS, payment_event_handler(holds), processed_events)
+        runtime_consumer(runtime, CONSUMER_NAME, ROUTING_KEYS, handler, processed_events, statement=statement)
     ]

@@ -63,6 +63,12 @@ def booking_created(booking: Booking) -> EventEnvelope:
     return new_event("booking.created", PRODUCER, data)
 
 
+def booking_confirmed_envelope() -> EventEnvelope:
+    """``booking.confirmed`` without its data, which the confirm's statement writes from the row
+    it confirms (repository.confirm_on_payment_sql; the same data as ``publish_booking_confirmed``)."""
+    return new_event("booking.confirmed", PRODUCER, {})
+
+
 async def publish_booking_confirmed(
     session: AsyncSession, booking: Booking, tickets: Sequence[IssuedTicket]
 ) -> None:

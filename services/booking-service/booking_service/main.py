@@ -36,7 +36,8 @@ def _components(
 
 
 def _consumers(runtime: Runtime) -> list[EventConsumer]:
-    return build_consumers(runtime, runtime[BOOKING].holds)
+    booking = runtime[BOOKING]
+    return build_consumers(runtime, booking.holds, booking.settings.max_seats_per_booking)
 
 
 async def _on_startup(runtime: Runtime) -> None:

@@ -40,7 +40,8 @@ from sqlalchemy.orm import aliased
 
 from booking_service.models import Booking, BookingSeat, Ticket
 from servicekit import hotsql
-from servicekit.events import EventEnvelope, outbox_insert_per_row, outbox_row
+from servicekit.events import EventEnvelope, hot_outbox_insert_per_row, outbox_insert_per_row, outbox_row
+from servicekit.events.consumer import claim_sql
 
 ACTIVE = ("pending", "confirmed")
 _bookings = cast(Table, Booking.__table__)
@@ -228,6 +229,52 @@ async def confirm_booking(session: AsyncSession, booking_id: uuid.UUID, payment_
     confirmed, a plain object (not in the session)."""
     row = await hotsql.fetchrow(session, CONFIRM_BOOKING, booking_id, payment_id)
     return None if row is None else Booking(**row)
+
+
+# ``booking.confirmed``'s data (events.publish_booking_confirmed's, the same values and
+# formats: starts_at as Python's isoformat of a UTC time) from the confirmed row and its tickets.
+_CONFIRMED_DATA = """jsonb_build_object(
+    'booking_id', moved.id::text, 'user_id', moved.user_id::text, 'user_email', moved.user_email,
+    'showtime_id', moved.showtime_id::text, 'seats', to_jsonb(moved.seats),
+    'movie_title', moved.movie_title, 'theater_name', moved.theater_name,
+    'theater_address', moved.theater_address, 'auditorium_name', moved.auditorium_name,
+    'starts_at', replace(to_char(moved.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                         '.000000', '') || '+00:00',
+    'time_zone', moved.time_zone, 'total_amount', moved.total_amount, 'currency', moved.currency,
+    'payment_id', moved.payment_id,
+    'tickets', coalesce((SELECT jsonb_agg(jsonb_build_object('code', code, 'seat', seat_id) ORDER BY n)
+                         FROM issued), '[]'::jsonb))"""
+
+
+def confirm_on_payment_sql(processed: Table) -> str:
+    """``payment.completed`` as one statement (a consumer's ``OneStatement``): the confirm of
+    ``CONFIRM_BOOKING`` ($4 booking, $5 payment), a ticket per seat with the codes of $6 (one
+    per seat at least; a booking with more seats is not confirmed here), ``booking.confirmed``
+    ($7-$9, ``outbox_args``) and the dedupe record ($1-$3), which follows the move: no move, no
+    claim, nothing written. The move also requires the event unrecorded, so a redelivery moves
+    nothing even where the state machine would allow it."""
+    return f"""
+    WITH moved AS (
+        UPDATE bookings SET status = 'confirmed', payment_id = $5, updated_at = now()
+        WHERE id = $4 AND status = 'pending' AND expires_at > now()
+          AND cardinality(seats) <= cardinality($6::text[])
+          AND NOT EXISTS (SELECT 1 FROM {processed.fullname} WHERE event_id = $1 AND consumer = $2)
+        RETURNING {", ".join(_bookings.c.keys())}
+    ), moved_seats AS (
+        UPDATE booking_seats SET status = 'confirmed' WHERE booking_id IN (SELECT id FROM moved)
+    ), issued AS (
+        SELECT seat.n, seat.seat_id, ($6::text[])[seat.n] AS code
+        FROM moved, unnest(moved.seats) WITH ORDINALITY AS seat (seat_id, n)
+    ), new_tickets AS (
+        INSERT INTO tickets (code, booking_id, showtime_id, seat_id)
+        SELECT issued.code, moved.id, moved.showtime_id, issued.seat_id FROM moved, issued
+    ), new_event AS (
+        {hot_outbox_insert_per_row("moved", 7, data=_CONFIRMED_DATA)}
+    ), claimed AS (
+        {claim_sql(processed, only_if="EXISTS (SELECT 1 FROM moved)")}
+    )
+    SELECT EXISTS (SELECT 1 FROM claimed) AS claimed
+    """
 
 
 async def expire_due_bookings(session: AsyncSession, limit: int) -> list[Booking]:

@@ -12,7 +12,7 @@ from notification_service.config import NotificationSettings
 from notification_service.events import CONSUMER_NAME, ROUTING_KEYS
 from notification_service.models import processed_events
 from notification_service.routes import router
-from notification_service.service import DISPATCHER, Dispatcher
+from notification_service.service import DISPATCHER, Dispatcher, preference_with_claim
 from servicekit.app import Runtime, ServiceSpec, build_app, runtime_consumer
 from servicekit.components import Component, Factory
 from servicekit.events.consumer import EventConsumer
@@ -45,11 +45,13 @@ def _consumers(runtime: Runtime) -> list[EventConsumer]:
     settings = runtime.settings
     assert isinstance(settings, NotificationSettings)
     handler = runtime[DISPATCHER].on_event
+    prefetch = settings.consumer_prefetch
     return [
         runtime_consumer(
-            runtime, CONSUMER_NAME, ROUTING_KEYS, handler, processed_events, settings.consumer_prefetch
+            runtime, CONSUMER_NAME, ROUTING_KEYS, handler, processed_events, prefetch,
+            read_with_claim=preference_with_claim,
         )
-    ]
+    ]  # fmt: skip
 
 
 async def _on_startup(runtime: Runtime) -> None:

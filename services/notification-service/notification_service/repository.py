@@ -28,6 +28,8 @@ WHERE id = $1
 PREFERENCE = """
 SELECT user_id, email_enabled, sms_enabled, phone_number, updated_at FROM preferences WHERE user_id = $1
 """
+# The same read, sent with the consumer's dedupe record (servicekit's ReadWithClaim: from $4).
+PREFERENCE_WITH_CLAIM = PREFERENCE.replace("$1", "$4")
 
 
 async def claim_notification(session: AsyncSession, values: dict[str, Any]) -> Notification:
@@ -82,6 +84,11 @@ async def get_preference(session: AsyncSession, user_id: uuid.UUID) -> Preferenc
     """The user's row as a plain object (not in the session: the consumer only reads it)."""
     row = await hotsql.fetchrow(session, PREFERENCE, user_id)
     return None if row is None else Preference(**row)
+
+
+def claimed_preference(row: hotsql.Row) -> Preference | None:
+    """The user's preferences as read with the event's dedupe record (None: never set)."""
+    return None if row["user_id"] is None else Preference(**row)
 
 
 async def remember_phone(session: AsyncSession, user_id: uuid.UUID, phone_number: str | None) -> None:

@@ -22,6 +22,7 @@ from notification_service.rendering import RenderedMessage, Renderer
 from servicekit.components import Component
 from servicekit.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, dependency_unavailable
 from servicekit.events import EventEnvelope
+from servicekit.events.consumer import CLAIMED_WITH
 
 logger = logging.getLogger("notification_service.service")
 OUTCOME_OF_STATUS = {"sent": "sent", "failed": "failed", "pending": "retried"}
@@ -63,7 +64,7 @@ class Dispatcher:
         template = rules.template_for(event.event_type, data)
         if template is None:
             return
-        preference = await repository.get_preference(session, data.user_id)
+        preference = await _preference(session, data.user_id)
         context = {"event_type": event.event_type, **data.model_dump(mode="json")}
         body = await self._render(template, context)  # once, for every channel
         drafts = _drafts(event, data, template, preference, context, body.subject)
@@ -157,6 +158,26 @@ class Dispatcher:
 
 
 DISPATCHER: Component[Dispatcher] = Component("dispatcher")
+
+
+def preference_with_claim(event: EventEnvelope) -> tuple[str, tuple[Any, ...]] | None:
+    """The consumer's ReadWithClaim: the user's preferences, read in the dedupe record's round trip
+    for the events that send something (the handler reads them itself when this could not).
+    Not for ``user.registered``: its handler writes the preferences (the phone) before reading."""
+    if event.event_type not in rules.TEMPLATE_FOR_EVENT or event.event_type == "user.registered":
+        return None
+    try:
+        user_id = uuid.UUID(str(event.data.get("user_id")))
+    except ValueError:
+        return None  # the handler's parse says why
+    return repository.PREFERENCE_WITH_CLAIM, (user_id,)
+
+
+async def _preference(session: AsyncSession, user_id: uuid.UUID) -> Preference | None:
+    claimed = session.info.get(CLAIMED_WITH)
+    if claimed is not None and claimed["user_id"] in (None, user_id):
+        return repository.claimed_preference(claimed)
+    return await repository.get_preference(session, user_id)
 
 
 def _drafts(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service.bookings import record_created_booking
@@ -10,7 +11,7 @@ from payment_service.refunds import refund_cancelled_booking
 from payment_service.schemas import BookingCancelled, BookingCreated
 from payment_service.service import PAYING
 from servicekit.app import Runtime, runtime_consumer
-from servicekit.events.consumer import EventConsumer, EventHandler
+from servicekit.events.consumer import EventConsumer, EventHandler, OneStatement, StatementHandler, claim_sql
 from servicekit.events.envelope import EventEnvelope
 
 CONSUMER_NAME = "payment-service.events"
@@ -37,6 +38,32 @@ def booking_events_handler(runtime: Runtime) -> EventHandler:
     return handle
 
 
+def created_booking_statement(processed: Table) -> StatementHandler:
+    """``booking.created`` as one statement in autocommit: the dedupe record and the payable
+    booking (``record_created_booking``'s row) together; the other events are transactional."""
+    sql = f"""
+    WITH claimed AS ({claim_sql(processed)}), kept AS (
+        INSERT INTO payable_bookings (booking_id, user_id, user_email, amount, currency, expires_at)
+        SELECT $4::uuid, $5::uuid, $6::text, $7::int, $8::text, $9::timestamptz FROM claimed
+        ON CONFLICT (booking_id) DO NOTHING
+    )
+    SELECT EXISTS (SELECT 1 FROM claimed) AS claimed
+    """
+
+    def statement(event: EventEnvelope) -> OneStatement | None:
+        if event.event_type != "booking.created":
+            return None
+        b = BookingCreated.model_validate(event.data)
+        return OneStatement(
+            sql, (b.booking_id, b.user_id, b.user_email, b.total_amount, b.currency, b.expires_at)
+        )
+
+    return statement
+
+
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     handler = booking_events_handler(runtime)
-    return [runtime_consumer(runtime, CONSUMER_NAME, ROUTING_KEYS, handler, processed_events)]
+    statement = created_booking_statement(processed_events)
+    return [
+        runtime_consumer(runtime, CONSUMER_NAME, ROUTING_KEYS, handler, processed_events, statement=statement)
+    ]

@@ -21,7 +21,7 @@ from servicekit.config import ServiceSettings
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.errors import install_error_handlers
 from servicekit.events.broker import Broker
-from servicekit.events.consumer import EventConsumer, EventHandler
+from servicekit.events.consumer import EventConsumer, EventHandler, ReadWithClaim, StatementHandler
 from servicekit.events.outbox import OutboxWakeup
 from servicekit.events.relay import OutboxRelay
 from servicekit.health import HealthCheck, health_router
@@ -111,8 +111,11 @@ def runtime_consumer(
     handler: EventHandler,
     processed: Table,
     prefetch: int = 20,
+    statement: StatementHandler | None = None,
+    read_with_claim: ReadWithClaim | None = None,
 ) -> EventConsumer:
-    """A consumer wired to the runtime's sessionmaker, broker and settings."""
+    """A consumer wired to the runtime's sessionmaker, broker and settings (and, for a
+    ``statement`` handler, its autocommit engine and the relay's wake-up)."""
     assert runtime.broker is not None  # consumers are built only when events are enabled
     return EventConsumer(
         name,
@@ -123,6 +126,10 @@ def runtime_consumer(
         runtime.broker,
         runtime.settings,
         prefetch,
+        statement=statement,
+        autocommit=runtime.autocommit if statement is not None else None,
+        wakeup=runtime.outbox_wakeup,
+        read_with_claim=read_with_claim,
     )
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicekit import hotsql
 from servicekit.config import ServiceSettings
@@ -31,6 +32,7 @@ from servicekit.context import event_id_var
 from servicekit.events.broker import Broker
 from servicekit.events.envelope import EventEnvelope
 from servicekit.events.migration import QueueMigration
+from servicekit.events.outbox import OutboxWakeup
 from servicekit.events.queues import ConsumerQueues, base_arguments, consumer_declarations
 from servicekit.metrics import CONSUMER_LAG, EVENTS_CONSUMED
 from servicekit.tracing import consumer_span
@@ -38,13 +40,59 @@ from servicekit.tracing import consumer_span
 logger = logging.getLogger("servicekit.consumer")
 
 EventHandler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class OneStatement:
+    """A handler's writes and the event's dedupe record as one statement, run in autocommit:
+    one round trip, no BEGIN or COMMIT.
+
+    ``sql`` takes the event id, the consumer's name and the event type as ``$1``, ``$2``, ``$3``
+    (for ``claim_sql``'s dedupe insert, one of its CTEs) and ``args`` from ``$4`` on. It answers
+    one row whose ``claimed`` column says whether it wrote the dedupe record; it writes its
+    effects exactly when it does (they read the claim's row, or the claim theirs), so a failed
+    statement writes neither and a claimed one both. Not claimed (a duplicate, or ``claim_sql``'s
+    condition false: a case the statement does not cover) it wrote nothing, and the event goes
+    through the consumer's transactional handler, which decides as before.
+    """
+
+    sql: str
+    args: tuple[Any, ...] = ()
+    writes_outbox: bool = False  # its commit wakes the relay
+    on_claimed: Callable[[], None] | None = None  # after it claimed (metrics)
+
+
+# The one-statement form of an event, or None: that event goes through the transactional handler.
+StatementHandler = Callable[[EventEnvelope], OneStatement | None]
+
+
+# A read the transactional handler needs, sent in one statement with the dedupe record: SQL of at
+# most one row, its arguments from $4 on (the claim's come first), or None for no read. The row
+# reaches the handler as ``session.info[CLAIMED_WITH]``, its columns all NULL when it found none.
+ReadWithClaim = Callable[[EventEnvelope], tuple[str, tuple[Any, ...]] | None]
+CLAIMED_WITH = "servicekit.claimed_with"
+
+
+def claim_sql(processed: Table, only_if: str | None = None) -> str:
+    """The dedupe record for a CTE of a ``OneStatement`` (``RETURNING event_id``; no row for a
+    duplicate). ``only_if``, an SQL condition, claims only when it holds: the claim follows the
+    statement's effects (``EXISTS (SELECT 1 FROM moved)``) instead of leading them."""
+    columns = f"INSERT INTO {processed.fullname} (event_id, consumer, event_type)"
+    conflict = "ON CONFLICT DO NOTHING RETURNING event_id"
+    if only_if is None:
+        return f"{columns} VALUES ($1, $2, $3) {conflict}"
+    return f"{columns} SELECT $1::uuid, $2::text, $3::text WHERE {only_if} {conflict}"
+
+
 ATTEMPTS_HEADER = "x-attempts"
 # A consumer that could not start (broker away, queues being migrated) tries again after this.
 START_RETRY_SECONDS = 2.0
 
 
 class EventConsumer:
-    """Consumes ``routing_keys`` into ``handler``, which runs inside one database transaction."""
+    """Consumes ``routing_keys`` into ``handler``, which runs inside one database transaction;
+    or, for the events ``statement`` gives a ``OneStatement``, into that statement alone on an
+    ``autocommit`` connection (the transactional handler takes what it does not claim)."""
 
     def __init__(
         self,
@@ -56,7 +104,14 @@ class EventConsumer:
         broker: Broker,
         settings: ServiceSettings,
         prefetch: int = 20,
+        *,
+        statement: StatementHandler | None = None,
+        autocommit: AsyncEngine | None = None,
+        wakeup: OutboxWakeup | None = None,
+        read_with_claim: ReadWithClaim | None = None,
     ) -> None:
+        if statement is not None and autocommit is None:
+            raise ValueError("a one-statement handler needs an autocommit engine")
         self.name = name
         self.queue_name = f"{settings.queue_prefix}{name}"
         self.queues = ConsumerQueues(self.queue_name)
@@ -68,12 +123,11 @@ class EventConsumer:
         self.broker = broker
         self.settings = settings
         self.prefetch = prefetch
+        self.statement, self.autocommit, self.wakeup = statement, autocommit, wakeup
+        self.read_with_claim = read_with_claim
         self.queue: AbstractQueue | None = None
         self._channel: Any = None
-        self._claim = (  # the dedupe record, once per message: straight on asyncpg (servicekit.hotsql)
-            f"INSERT INTO {processed.fullname} (event_id, consumer, event_type) VALUES ($1, $2, $3) "
-            "ON CONFLICT DO NOTHING RETURNING event_id"
-        )
+        self._claim = claim_sql(processed)  # once per message: straight on asyncpg (servicekit.hotsql)
 
     async def start(self) -> None:
         """Declare the queues (migrated first if they changed) and start consuming.
@@ -159,12 +213,38 @@ class EventConsumer:
 
     async def _process_once(self, event: EventEnvelope) -> str:
         """Run the handler and record the event id in one transaction; skip a duplicate."""
+        if self.statement is not None and (one := self.statement(event)) is not None:
+            if await self._claimed_alone(one, event):
+                return "processed"
+        read = self.read_with_claim(event) if self.read_with_claim is not None else None
+        sql, args = (self._claim, ()) if read is None else (self._claim_and_read(read[0]), read[1])
         async with self.sessionmaker() as session, session.begin():
-            claimed = await hotsql.fetchrow(session, self._claim, event.event_id, self.name, event.event_type)
+            claimed = await hotsql.fetchrow(session, sql, event.event_id, self.name, event.event_type, *args)
             if claimed is None:
                 return "duplicate"
+            if read is not None:
+                session.info[CLAIMED_WITH] = claimed
             await self.handler(session, event)
         return "processed"
+
+    def _claim_and_read(self, read: str) -> str:
+        return (
+            f"WITH claimed AS ({self._claim}) SELECT r.* FROM claimed LEFT JOIN LATERAL ({read}) AS r ON true"
+        )
+
+    async def _claimed_alone(self, one: OneStatement, event: EventEnvelope) -> bool:
+        """Run ``one`` in autocommit; whether it claimed the event (and so did its writes)."""
+        assert self.autocommit is not None
+        async with self.autocommit.connect() as connection:
+            args = (event.event_id, self.name, event.event_type, *one.args)
+            row = await hotsql.fetchrow(connection, one.sql, *args)
+        if row is None or not row["claimed"]:
+            return False
+        if one.writes_outbox and self.wakeup is not None:
+            self.wakeup.notify()
+        if one.on_claimed is not None:
+            one.on_claimed()
+        return True
 
     async def _retry_or_dead_letter(
         self, message: AbstractIncomingMessage, event: EventEnvelope, exc: Exception

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,11 +116,15 @@ async def add_event(session: AsyncSession, outbox: Table, event: EventEnvelope) 
 
     Straight on asyncpg (servicekit.hotsql): one per event published, on every hot path.
     """
-    row = outbox_row(event)
-    payload = orjson.dumps(row["payload"]).decode()
     sql = f"INSERT INTO {outbox.fullname} (event_id, event_type, payload) VALUES ($1, $2, $3)"
-    await hotsql.execute(session, sql, row["event_id"], row["event_type"], payload)
+    await hotsql.execute(session, sql, *outbox_args(event))
     session.info[WRITTEN_KEY] = True
+
+
+def outbox_args(event: EventEnvelope) -> tuple[uuid.UUID, str, str]:
+    """``outbox_row(event)`` as a hot statement's arguments: id, type, payload as JSON text."""
+    row = outbox_row(event)
+    return row["event_id"], row["event_type"], orjson.dumps(row["payload"]).decode()
 
 
 @dataclass(frozen=True)
@@ -143,3 +148,20 @@ def outbox_insert_per_row(source: str) -> OutboxInsert:
     )
     types = (bindparam("event_id", type_=UUID(as_uuid=True)), bindparam("payload", type_=JSONB))
     return OutboxInsert(sql, types)
+
+
+def hot_outbox_insert_per_row(source: str, first: int, data: str | None = None) -> str:
+    """``outbox_insert_per_row`` for a statement run by servicekit.hotsql: the event's id, type
+    and payload are ``$first``, ``$first + 1`` and ``$first + 2`` (``outbox_args(event)``).
+
+    ``data``, an SQL expression over ``source``'s columns giving a JSON object, replaces the
+    envelope's ``data``: the event of a row that the same statement writes (its values are not
+    known before). The envelope (event id, time, producer, trace context) is ``outbox_row``'s.
+    """
+    payload = f"${first + 2}::jsonb"
+    if data is not None:
+        payload = f"{payload} || jsonb_build_object('data', {data})"
+    return (
+        "INSERT INTO outbox (event_id, event_type, payload) "
+        f"SELECT ${first}::uuid, ${first + 1}::text, {payload} FROM {source}"
+    )
