@@ -42,9 +42,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from round_trips import ROUND_TRIPS
-
 from servicekit.events import new_event
+from servicekit.testing import round_trips
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = os.environ.get("TEST_DB_PASSWORD", "dev-only-db-password")
@@ -280,14 +279,13 @@ async def run(args: argparse.Namespace) -> int:
                     await send_batch(args, catcher, exchange, args.warmup)
                 profiler = await start_profiler(Path(args.profile)) if args.profile else None
                 cpu0, catcher_cpu0 = time.process_time(), catcher.cpu_seconds()
-                trips0 = ROUND_TRIPS.count
-                wall = await send_batch(args, catcher, exchange, args.mails)
+                with round_trips(everywhere=True) as trips:
+                    wall = await send_batch(args, catcher, exchange, args.mails)
                 cpu, catcher_cpu = time.process_time() - cpu0, catcher.cpu_seconds() - catcher_cpu0
-                trips = ROUND_TRIPS.count - trips0
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)
                     await asyncio.wait_for(profiler.wait(), 30)
-            return report(args, Path(folder) / "index.jsonl", cpu, wall, catcher_cpu, trips)
+            return report(args, Path(folder) / "index.jsonl", cpu, wall, catcher_cpu, trips[0])
 
 
 def report(
@@ -301,14 +299,13 @@ def report(
     say(f"notification CPU per mail: {1000 * cpu / args.mails:.2f} ms ({cpu:.2f} s for {args.mails})")
     say(f"wall time per mail:        {1000 * wall / args.mails:.2f} ms ({args.mails / wall:.0f} mails/s)")
     say(f"mail catcher CPU per mail: {1000 * catcher_cpu / args.mails:.2f} ms")
-    say(f"PostgreSQL round trips per mail: {trips / args.mails:.2f} (round_trips.py)")
+    say(f"PostgreSQL round trips per mail: {trips / args.mails:.2f} (servicekit.testing.round_trips)")
     if args.profile:
         summarise_profile(Path(args.profile))
     return 0 if len(entries) == expected and duplicates == 0 else 1
 
 
 def main() -> int:
-    ROUND_TRIPS.install()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default=os.environ.get("TEST_DATABASE_NAME", "moviebooking_test"))
     parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/")

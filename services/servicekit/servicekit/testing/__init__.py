@@ -8,13 +8,14 @@ from servicekit.testing.helpers import (
 )
 from servicekit.testing.proxy import TcpProxy
 from servicekit.testing.rabbit import RabbitSpy
-from servicekit.testing.round_trips import round_trips
+from servicekit.testing.round_trips import not_counted, round_trips
 
 __all__ = [
     "RabbitSpy",
     "TcpProxy",
     "app_client",
     "mint_token",
+    "not_counted",
     "round_trips",
     "test_settings_overrides",
     "wait_until",

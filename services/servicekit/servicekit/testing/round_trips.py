@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 _COUNTER: ContextVar[list[int] | None] = ContextVar("servicekit_round_trips", default=None)
+_IGNORED: ContextVar[bool] = ContextVar("servicekit_round_trips_ignored", default=False)
 _CONNECTION, _PREPARED = asyncpg.connection.Connection, asyncpg.prepared_stmt.PreparedStatement
 # A statement on asyncpg or through SQLAlchemy (its prepared statements), BEGIN, COMMIT, a prepare.
 # ``execute`` with arguments goes on to ``_execute``, where it is counted once.
@@ -28,7 +29,8 @@ def round_trips(*, everywhere: bool = False) -> Iterator[list[int]]:
     def counting(owner: type, name: str, original: Any) -> Any:
         async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             counter = counted if everywhere else _COUNTER.get()
-            if counter is not None and not (owner is _CONNECTION and name == "execute" and len(args) > 1):
+            counted_elsewhere = owner is _CONNECTION and name == "execute" and len(args) > 1
+            if counter is not None and not _IGNORED.get() and not counted_elsewhere:
                 counter[0] += 1
             return await original(self, *args, **kwargs)
 
@@ -43,3 +45,13 @@ def round_trips(*, everywhere: bool = False) -> Iterator[list[int]]:
         for (owner, name), original in originals.items():
             setattr(owner, name, original)
         _COUNTER.reset(token)
+
+
+@contextlib.contextmanager
+def not_counted() -> Iterator[None]:
+    """Round trips of this context are not counted while inside (a benchmark's own probes)."""
+    token = _IGNORED.set(True)
+    try:
+        yield
+    finally:
+        _IGNORED.reset(token)
