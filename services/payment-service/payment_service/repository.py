@@ -478,6 +478,20 @@ async def record_payable_booking(session: AsyncSession, values: dict[str, Any]) 
     )
 
 
+def record_payable_booking_with_claim_sql(claim: str) -> str:
+    """``record_payable_booking`` and the consumer's dedupe record ``claim`` (servicekit's
+    ``claim_sql``, parameters $1-$3) in one statement: the booking ($4-$9) is kept only when the
+    event is claimed; the row says whether it was."""
+    return f"""
+    WITH claimed AS ({claim}), kept AS (
+        INSERT INTO payable_bookings (booking_id, user_id, user_email, amount, currency, expires_at)
+        SELECT $4::uuid, $5::uuid, $6::text, $7::int, $8::text, $9::timestamptz FROM claimed
+        ON CONFLICT (booking_id) DO NOTHING
+    )
+    SELECT EXISTS (SELECT 1 FROM claimed) AS claimed
+    """
+
+
 def payable_bookings_retention() -> Retention:
     """For servicekit's housekeeping: a payable booking goes a day after its hold ended (no one
     can pay it then; a booking paid in time has its payment)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from payment_service import repository
 from payment_service.bookings import record_created_booking
 from payment_service.models import processed_events
 from payment_service.refunds import refund_cancelled_booking
@@ -41,14 +42,7 @@ def booking_events_handler(runtime: Runtime) -> EventHandler:
 def created_booking_statement(processed: Table) -> StatementHandler:
     """``booking.created`` as one statement in autocommit: the dedupe record and the payable
     booking (``record_created_booking``'s row) together; the other events are transactional."""
-    sql = f"""
-    WITH claimed AS ({claim_sql(processed)}), kept AS (
-        INSERT INTO payable_bookings (booking_id, user_id, user_email, amount, currency, expires_at)
-        SELECT $4::uuid, $5::uuid, $6::text, $7::int, $8::text, $9::timestamptz FROM claimed
-        ON CONFLICT (booking_id) DO NOTHING
-    )
-    SELECT EXISTS (SELECT 1 FROM claimed) AS claimed
-    """
+    sql = repository.record_payable_booking_with_claim_sql(claim_sql(processed))
 
     def statement(event: EventEnvelope) -> OneStatement | None:
         if event.event_type != "booking.created":
