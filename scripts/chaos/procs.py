@@ -11,7 +11,7 @@ import asyncio
 import subprocess
 from pathlib import Path
 
-from servicekit.testing.processes import kill_group
+from servicekit.testing.processes import kill_group, kill_groups
 
 
 class Processes:
@@ -32,8 +32,7 @@ class Processes:
     async def stop_all(self) -> None:
         """KILL every group: the nodes are throw-away (their folders go next), so nothing is
         worth a graceful stop, which takes a RabbitMQ node seconds."""
-        for process in self.started.values():
-            await asyncio.to_thread(kill_group, process)
+        await asyncio.to_thread(kill_groups, self.started.values())
 
 
 def listening_ports(low: int, high: int) -> list[int]:

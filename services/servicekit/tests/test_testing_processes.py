@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from servicekit.testing.processes import free_port, kill_group
+from servicekit.testing.processes import free_port, kill_group, kill_groups
 
 
 def test_kill_group_returns_once_the_leaders_children_are_gone_too() -> None:
@@ -21,6 +21,16 @@ def test_kill_group_returns_once_the_leaders_children_are_gone_too() -> None:
     assert leader.returncode is not None
     with pytest.raises(ProcessLookupError):
         os.killpg(leader.pid, 0)
+
+
+def test_kill_groups_leaves_none_of_the_groups() -> None:
+    leaders = [
+        subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60; wait"], start_new_session=True) for _ in range(3)
+    ]
+    kill_groups(leaders)
+    for leader in leaders:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(leader.pid, 0)
 
 
 def test_kill_group_of_a_process_already_gone() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 
 
 def free_port() -> int:
@@ -17,19 +19,29 @@ def free_port() -> int:
 
 
 def kill_group(process: subprocess.Popen[bytes], within: float = 10.0) -> None:
-    """SIGKILL the process group ``process`` leads (started with ``start_new_session``), at once:
-    the server is lost, with every child it had. Returns once the whole group is gone: the leader
-    (a start script) dies first, the server it started (beam.smp) a moment later, and only then
-    are its ports free."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(within)
+    """SIGKILL the process group ``process`` leads (started with ``start_new_session``): the
+    server is lost, with every child it had. Returns once the whole group is gone."""
+    kill_groups([process], within)
+
+
+def kill_groups(processes: Iterable[subprocess.Popen[bytes]], within: float = 10.0) -> None:
+    """SIGKILL every group at once, then wait until each is gone: the leader (a start script)
+    dies first, the server it started (beam.smp) is reaped a moment later, and only then are
+    its ports surely free."""
+    killed = list(processes)
+    for process in killed:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
+    for process in killed:
+        process.wait(within)
+        while time.monotonic() < deadline and _group_exists(process.pid):
+            time.sleep(0.05)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from servicekit.testing.processes import kill_group
+from servicekit.testing.processes import kill_group, kill_groups
 from servicekit.testing.rabbit import list_queues
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -214,8 +214,8 @@ class RabbitCluster:
 
     def stop_all(self) -> None:
         """Kill every node, then the epmd (a node outliving it would start an epmd of its own)."""
-        for label in sorted(self.processes, key=lambda label: label == "epmd"):
-            kill_group(self.processes[label])
+        kill_groups(process for label, process in self.processes.items() if label != "epmd")
+        kill_groups(process for label, process in self.processes.items() if label == "epmd")
 
 
 def _await_listening(port: int, within: float) -> None:
