@@ -44,6 +44,7 @@ from typing import Any
 
 from servicekit.events import new_event
 from servicekit.testing import round_trips
+from servicekit.testing.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = os.environ.get("TEST_DB_PASSWORD", "dev-only-db-password")
@@ -92,12 +93,6 @@ class Catcher:
 
 def say(line: str) -> None:
     sys.stdout.write(line + "\n")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def purchase_events(index: int, with_payment: bool, with_tickets: bool) -> list[dict[str, Any]]:

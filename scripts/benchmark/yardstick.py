@@ -8,7 +8,6 @@ Ratios of the purchase targets are the system's req/s over this endpoint's req/s
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,10 @@ from load import Job, Plan, run
 from report import Figures, figures
 from scenarios import Bench
 
+from servicekit.testing.processes import free_port
+
 REFERENCE = Path(__file__).with_name("reference_endpoint.py")
 TITLE = "yardstick: 1 SELECT + 1 Redis GET (FastAPI)"
-
-
-def free_port() -> int:
-    """A port the kernel just had free on 127.0.0.1 (taken by the child a moment later)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

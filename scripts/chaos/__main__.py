@@ -90,7 +90,7 @@ async def scenarios(numbers: list[int], run: Run) -> list[Verdict]:
         verdict, detail = await run_scenario(SCENARIOS[number], run)
         report(verdict, detail, time.monotonic() - began)
         if not verdict.passed:  # the broker's view, for the post-mortem
-            say(await run.topology.rabbit.queue_states())
+            say(await asyncio.to_thread(run.topology.rabbit.queue_states))
         verdicts.append(verdict)
     return verdicts
 

@@ -1,4 +1,5 @@
-"""The processes a chaos run starts itself, each in a session (process group) of its own.
+"""The processes of a chaos run's data tier (started by servicekit.testing's redis_servers and
+rabbit_cluster), each in a session (process group) of its own.
 
 Every group id is also appended to ``<run folder>/pgids``: scripts/chaos.sh kills what is left
 of them on its way out, so a run killed before its own teardown still leaves nothing behind.
@@ -7,11 +8,10 @@ of them on its way out, so a run killed before its own teardown still leaves not
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
+
+from servicekit.testing.processes import kill_group, kill_groups
 
 
 class Processes:
@@ -19,58 +19,20 @@ class Processes:
         self.folder = folder
         self.started: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
-        """Start ``command`` logging to ``<folder>/<name>.log``."""
-        with (self.folder / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(
-                command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        self.adopt(name, process)
-
     def adopt(self, name: str, process: subprocess.Popen[bytes]) -> None:
-        """Track a process started elsewhere in a session of its own."""
+        """Track a process started in a session of its own."""
         self.started[name] = process
         with (self.folder / "pgids").open("a") as record:
             record.write(f"{process.pid}\n")
 
     def kill(self, name: str) -> None:
-        """SIGKILL the whole group at once: the node is lost, with every child it had."""
-        process = self.started[name]
-        _signal_group(process, signal.SIGKILL)
-        process.wait(10)
-        _wait_group_gone(process.pid)
-
-    def alive(self, name: str) -> bool:
-        return self.started[name].poll() is None
+        """The node is lost, with every child it had (the whole group, at once)."""
+        kill_group(self.started[name])
 
     async def stop_all(self) -> None:
         """KILL every group: the nodes are throw-away (their folders go next), so nothing is
         worth a graceful stop, which takes a RabbitMQ node seconds."""
-        for process in self.started.values():
-            _signal_group(process, signal.SIGKILL)
-        for process in self.started.values():
-            await asyncio.to_thread(process.wait, 10)
-            await asyncio.to_thread(_wait_group_gone, process.pid)
-
-
-def _wait_group_gone(pgid: int, within: float = 10.0) -> None:
-    """Until no process is left in the group: the leader (a start script) dies first, the
-    server it started (beam.smp) a moment later, and only then are its ports free."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
+        await asyncio.to_thread(kill_groups, self.started.values())
 
 
 def listening_ports(low: int, high: int) -> list[int]:

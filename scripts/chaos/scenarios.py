@@ -58,8 +58,8 @@ async def kill_postgres_primary(run: Run) -> str:
 
 async def kill_rabbit_leader(run: Run) -> str:
     cluster = run.topology.rabbit
-    running = [node for node in cluster.nodes if run.procs.alive(node.short)]
-    leaders = await cluster.leaders(running[0])
+    running = [node for node in cluster.nodes if cluster.alive(node)]
+    leaders = await asyncio.to_thread(cluster.leaders, running[0])
     if not leaders:
         raise RuntimeError("no quorum queue in the cluster (RABBITMQ_QUORUM_QUEUES off?)")
     name, led = leaders.most_common(1)[0]

@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from chaos.procs import Processes
-from chaos.rabbit import RabbitCluster
 from servicekit.testing.postgres import StreamingPair, private_folder
+from servicekit.testing.rabbit_cluster import RabbitCluster
 from servicekit.testing.redis_servers import data_server, sentinel
 
 REDIS_MASTER_NAME = "chaos"
@@ -49,8 +49,13 @@ class Ports:
         return self.at(380), self.at(381), self.at(382)
 
     @property
-    def rabbit_base(self) -> int:
+    def rabbit_epmd(self) -> int:
         return self.at(600)
+
+    @property
+    def rabbit_nodes(self) -> list[tuple[int, int]]:
+        """(AMQP, distribution) of nodes 1-3: base + 601-603 and base + 611-613."""
+        return [(self.at(600 + i), self.at(610 + i)) for i in (1, 2, 3)]
 
 
 class Topology:
@@ -58,8 +63,9 @@ class Topology:
         self.folder, self.procs, self.ports = folder, procs, ports
         self.pg = StreamingPair(private_folder("pg-", parent=folder), *ports.pg)
         self.writer = "primary"  # the PostgreSQL node that takes writes now
-        self.rabbit = RabbitCluster(folder / "rabbitmq", procs, ports.rabbit_base)
-        (folder / "rabbitmq").mkdir()
+        self.rabbit = RabbitCluster(
+            folder / "rabbitmq", ports.rabbit_epmd, ports.rabbit_nodes, name="chaos", on_start=procs.adopt
+        )
         (folder / "redis").mkdir()
 
     @property
@@ -78,7 +84,7 @@ class Topology:
         await asyncio.gather(
             asyncio.to_thread(self.pg.create, "-c max_connections=200"),
             self.start_redis(),
-            self.rabbit.start(),
+            asyncio.to_thread(self.rabbit.start),
         )
 
     async def start_redis(self) -> None:
@@ -125,6 +131,7 @@ class Topology:
         self.pg.promote(self.writer)
 
     async def stop(self) -> None:
+        await asyncio.to_thread(self.rabbit.stop_all)
         await asyncio.to_thread(self.pg.stop_all)
         shutil.rmtree(self.pg.folder, ignore_errors=True)
 

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 import threading
 import uuid
@@ -26,6 +25,7 @@ from redis.asyncio import Redis
 
 from servicekit.config import ServiceSettings
 from servicekit.testing import TcpProxy, mint_token, wait_until
+from servicekit.testing.processes import free_port
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +45,6 @@ SETTINGS = ServiceSettings()  # the dev JWT secret and internal token the subpro
 PACKAGES = {"movie": "movie_service", "booking": "booking_service", "payment": "payment_service"}
 PACKAGES["notification"] = "notification_service"
 KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "TMPDIR")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Background:

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-from faultkit import KEPT_ENV, PACKAGES, PYTHON, ROOT, Stack, free_port
+from faultkit import KEPT_ENV, PACKAGES, PYTHON, ROOT, Stack
 
 from servicekit.testing import wait_until
+from servicekit.testing.processes import free_port
 
 
 class Gateway:

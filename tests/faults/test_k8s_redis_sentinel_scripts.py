@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from faultkit import free_port
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -30,6 +29,7 @@ from booking_service.holds import SeatHolds
 from servicekit.cache import create_redis
 from servicekit.errors import ServiceUnavailable
 from servicekit.testing import wait_until
+from servicekit.testing.processes import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 SCRIPTS = Path(__file__).resolve().parents[2] / "k8s/components/data-ha/redis-scripts"

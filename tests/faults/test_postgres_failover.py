@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from faultkit import free_port
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +24,7 @@ from servicekit.db import create_engine
 from servicekit.errors import install_error_handlers
 from servicekit.testing import wait_until
 from servicekit.testing.postgres import StreamingPair, postgres_tools_missing, private_folder
+from servicekit.testing.processes import free_port
 
 pytestmark = pytest.mark.skipif(postgres_tools_missing(), reason="needs PostgreSQL's binaries")
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from faultkit import free_port
 from redis.asyncio import Redis
 
 from booking_service.config import BookingSettings
@@ -20,6 +19,7 @@ from booking_service.holds import SeatHolds
 from servicekit.cache import create_redis
 from servicekit.errors import ServiceUnavailable
 from servicekit.testing import wait_until
+from servicekit.testing.processes import free_port
 from servicekit.testing.redis_servers import data_server, redis_missing, sentinel
 
 pytestmark = pytest.mark.skipif(redis_missing(), reason="needs redis-server")

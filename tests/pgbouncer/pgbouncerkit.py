@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from servicekit.testing.helpers import PG_HOST, PG_PORT, TEST_DATABASE, database_url
+from servicekit.testing.processes import free_port
 
 ROLES = ("auth_service", "movie_service", "booking_service", "payment_service", "notification_service")
 
@@ -50,12 +51,6 @@ def pgbouncer_binary() -> str:
     if found is None:
         pytest.fail("pgbouncer is not installed: apt-get install pgbouncer (scripts/test.sh does)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _config(port: int, workdir: Path, pool_size: int, extra: dict[str, str]) -> str:

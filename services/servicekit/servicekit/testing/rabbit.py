@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aio_pika
@@ -58,13 +58,17 @@ class RabbitSpy:
 
 
 def list_queues(
-    prefix: str, *columns: str, node: str | None = None, env: Mapping[str, str] | None = None
+    prefix: str,
+    *columns: str,
+    ctl: Sequence[str] = ("rabbitmqctl",),
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """``rabbitmqctl list_queues name <columns>`` for the queues named ``prefix...``: what the
-    broker itself reports (the queue's type, its leader), not what a client declared."""
-    target = ["-n", node] if node else []
+    broker itself reports (the queue's type, its leader), not what a client declared. ``ctl`` is
+    the command that asks (by default the shared broker's), ``env`` its environment."""
     listed = subprocess.run(
-        ["rabbitmqctl", *target, "list_queues", "--quiet", "--no-table-headers", "name", *columns],
+        [*ctl, "list_queues", "--quiet", "--no-table-headers", "name", *columns],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         check=True,
