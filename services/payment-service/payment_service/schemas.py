@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from payment_service.cards import normalize_card_number
 
+# Amounts are stored as PostgreSQL integers (minor units): a larger one matches no booking.
+AMOUNT_MAX = 2**31 - 1
+
 PaymentMethod = Literal["credit_card", "debit_card", "e_wallet"]
 
 
@@ -34,7 +37,12 @@ class PaymentRequest(BaseModel):
     card_number: str | None = Field(
         default=None, repr=False, description="A test card number (see README); none means success"
     )
-    amount: int | None = Field(default=None, ge=0, description="Optional; must equal the booking's")
+    amount: int | None = Field(
+        default=None,
+        ge=0,
+        le=AMOUNT_MAX,
+        description="Optional; must equal the booking's (integer minor units, as stored: at most 2^31 - 1)",
+    )
 
     @field_validator("card_number")
     @classmethod

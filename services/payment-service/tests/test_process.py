@@ -169,6 +169,8 @@ async def test_amount_from_an_older_client_must_match_the_booking(harness: Harne
     booking = harness.desk.add(user, amount=1800)
     wrong = await harness.pay(user, booking["id"], key=new_key(), amount=1)
     assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "amount_mismatch"
+    beyond = await harness.pay(user, booking["id"], key=new_key(), amount=10**30)  # no amount is that big
+    assert beyond.status_code == 422, beyond.text
     right = await harness.pay(user, booking["id"], key=new_key(), amount=1800)
     assert right.status_code == 201 and right.json()["amount"] == 1800
 
