@@ -45,7 +45,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).parent))
 from load import Job, Plan, run  # noqa: E402
 from report import say  # noqa: E402
-from stack import cpu_seconds  # noqa: E402
+from stack import children_by_parent, cpu_seconds  # noqa: E402
 from yardstick import reference_server  # noqa: E402
 
 PG_DSN = os.environ.get("FLOOR_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -64,19 +64,6 @@ class Unit:
     @property
     def total_ms(self) -> float:
         return self.client_ms + self.server_ms
-
-
-def child_pids(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
 
 
 async def backend_pids(application_name: str) -> list[int]:
@@ -112,7 +99,7 @@ def _listener_pid(url: str) -> int:
     """The reference endpoint's process: the one child of ours that listens on the URL's port."""
     port = int(url.rsplit(":", 1)[1])
     inode = _listening_inode(port)
-    for pid in child_pids(os.getpid()):
+    for pid in children_by_parent().get(os.getpid(), []):
         fds = Path(f"/proc/{pid}/fd")
         for fd in fds.iterdir():
             try:
