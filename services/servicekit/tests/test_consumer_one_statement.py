@@ -171,17 +171,31 @@ class ReadsWithClaim:
         self.seen[str(event.event_id)] = dict(session.info[CLAIMED_WITH])
 
 
-async def test_a_read_sent_with_the_dedupe_record_reaches_the_handler_and_a_copy_reaches_nothing(
-    settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Any]
-) -> None:
+async def _reading_consumer(
+    name: str,
+    read: str,
+    settings: ServiceSettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tables: dict[str, Any],
+) -> tuple[Broker, ReadsWithClaim]:
+    """A started consumer ``name`` whose claim sends ``read`` ($4 the event's ``n``) with it."""
     broker = Broker(settings)
     broker.start()
     handler = ReadsWithClaim()
     consumer = EventConsumer(
-        "kit.reads", ["kit.#"], handler, sessionmaker, tables["processed"], broker, settings,
-        read_with_claim=lambda event: ("SELECT $4::int * 2 AS doubled", (event.data["n"],)),
+        name, ["kit.#"], handler, sessionmaker, tables["processed"], broker, settings,
+        read_with_claim=lambda event: (read, (event.data["n"],)),
     )  # fmt: skip
     await consumer.start()
+    return broker, handler
+
+
+async def test_a_read_sent_with_the_dedupe_record_reaches_the_handler_and_a_copy_reaches_nothing(
+    settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Any]
+) -> None:
+    broker, handler = await _reading_consumer(
+        "kit.reads", "SELECT $4::int * 2 AS doubled", settings, sessionmaker, tables
+    )
     event = _envelope(n=21)
     duplicates_before = _outcomes(settings, "duplicate")
     try:
@@ -200,14 +214,9 @@ async def test_a_read_sent_with_the_dedupe_record_reaches_the_handler_and_a_copy
 async def test_the_read_is_in_the_handlers_hands(
     settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], tables: dict[str, Any]
 ) -> None:
-    broker = Broker(settings)
-    broker.start()
-    handler = ReadsWithClaim()
-    consumer = EventConsumer(
-        "kit.reads2", ["kit.#"], handler, sessionmaker, tables["processed"], broker, settings,
-        read_with_claim=lambda event: ("SELECT $4::int * 2 AS doubled WHERE $4::int > 0", (event.data["n"],)),
-    )  # fmt: skip
-    await consumer.start()
+    broker, handler = await _reading_consumer(
+        "kit.reads2", "SELECT $4::int * 2 AS doubled WHERE $4::int > 0", settings, sessionmaker, tables
+    )
     found, none = _envelope(n=21), _envelope(n=0)
     try:
         async with RabbitSpy(settings.rabbitmq_url.get_secret_value(), settings.events_exchange, []) as spy:
