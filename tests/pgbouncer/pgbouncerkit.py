@@ -6,17 +6,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from servicekit.testing.helpers import PG_HOST, PG_PORT, TEST_DATABASE, database_url
-from servicekit.testing.processes import free_port
+from servicekit.testing.processes import free_port, wait_listening
 
 ROLES = ("auth_service", "movie_service", "booking_service", "payment_service", "notification_service")
 
@@ -70,17 +68,12 @@ def _config(port: int, workdir: Path, pool_size: int, extra: dict[str, str]) -> 
 
 
 def _wait_listening(bouncer: PgBouncer, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        if bouncer.process.poll() is not None:
-            raise AssertionError(f"pgbouncer exited ({bouncer.process.returncode}):\n{bouncer.log()}")
-        try:
-            with socket.create_connection(("127.0.0.1", bouncer.port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"pgbouncer not listening after {within}s:\n{bouncer.log()}") from None
-            time.sleep(0.05)  # polling a port with a deadline, not synchronisation by sleep
+    try:
+        wait_listening(bouncer.port, within, alive=lambda: bouncer.process.poll() is None)
+    except ChildProcessError:
+        raise AssertionError(f"pgbouncer exited ({bouncer.process.returncode}):\n{bouncer.log()}") from None
+    except TimeoutError:
+        raise AssertionError(f"pgbouncer not listening after {within}s:\n{bouncer.log()}") from None
 
 
 def start_pgbouncer(pool_size: int, **extra: str) -> PgBouncer:

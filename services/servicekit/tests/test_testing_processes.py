@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from servicekit.testing.processes import free_port, kill_group, kill_groups
+from servicekit.testing.processes import free_port, kill_group, kill_groups, wait_listening
 
 
 def test_kill_group_returns_once_the_leaders_children_are_gone_too() -> None:
@@ -43,3 +43,17 @@ def test_free_port_can_be_listened_on() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", free_port()))  # OSError (in use) fails the test
         server.listen()
+
+
+def test_wait_listening_returns_once_a_port_accepts_and_times_out_on_a_silent_one() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        wait_listening(server.getsockname()[1], within=1)
+    with pytest.raises(TimeoutError):
+        wait_listening(free_port(), within=0.2)
+
+
+def test_wait_listening_stops_at_once_when_the_server_died() -> None:
+    with pytest.raises(ChildProcessError):
+        wait_listening(free_port(), within=30, alive=lambda: False)

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 def free_port() -> int:
@@ -16,6 +16,23 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def wait_listening(port: int, within: float, alive: Callable[[], bool] = lambda: True) -> None:
+    """Return once something accepts connections on 127.0.0.1:``port``. A synchronous poll with
+    a deadline, for starting a server (never called on an event loop: async callers use a thread).
+    Raises TimeoutError after ``within`` seconds, ChildProcessError once ``alive()`` is false."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if not alive():
+                raise ChildProcessError(f"the server meant to listen on {port} exited") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {port} after {within} s") from None
+            time.sleep(0.05)
 
 
 def kill_group(process: subprocess.Popen[bytes], within: float = 10.0) -> None:

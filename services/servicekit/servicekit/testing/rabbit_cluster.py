@@ -18,7 +18,6 @@ import collections
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from servicekit.testing.processes import kill_group, kill_groups
+from servicekit.testing.processes import kill_group, kill_groups, wait_listening
 from servicekit.testing.rabbit import list_queues
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -133,7 +132,7 @@ class RabbitCluster:
         self.write_files()
         epmd = shutil.which("epmd") or "epmd"
         self.spawn("epmd", [epmd, "-port", str(self.epmd_port), "-address", "127.0.0.1"], self.env())
-        _await_listening(self.epmd_port, within=10)
+        wait_listening(self.epmd_port, within=10)
         for node in self.nodes:
             self.start_node(node)
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # a rabbitmqctl takes seconds to start
@@ -216,15 +215,3 @@ class RabbitCluster:
         """Kill every node, then the epmd (a node outliving it would start an epmd of its own)."""
         kill_groups(process for label, process in self.processes.items() if label != "epmd")
         kill_groups(process for label, process in self.processes.items() if label == "epmd")
-
-
-def _await_listening(port: int, within: float) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)  # polling a port with a deadline
