@@ -7,11 +7,9 @@ import uuid
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from payment_service import repository
 from payment_service.models import CancelledBooking, PayableBooking
-from payment_service.schemas import BookingCreated, BookingView
+from payment_service.schemas import BookingView
 from servicekit.errors import BadGateway, Conflict, NotFound, Unprocessable
 from servicekit.http import ServiceClient
 
@@ -56,12 +54,6 @@ class BookingGateway:
             raise BadGateway(
                 "booking-service answered an unexpected body", code="booking_service_error"
             ) from exc
-
-
-async def record_created_booking(session: AsyncSession, created: BookingCreated) -> None:
-    """``booking.created``: keep what paying the booking needs (once; a redelivery changes nothing)."""
-    values = created.model_dump(include={"booking_id", "user_id", "user_email", "currency", "expires_at"})
-    await repository.record_payable_booking(session, {**values, "amount": created.total_amount})
 
 
 # A booking that ended, by the reason its end was recorded with (only the message says it).

@@ -160,11 +160,6 @@ SELECT count(*) FROM finished
         *_PAYMENT_COMPLETED.bindparams,
     )
 )
-RECORD_PAYABLE_BOOKING = """
-INSERT INTO payable_bookings (booking_id, user_id, user_email, amount, currency, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (booking_id) DO NOTHING
-"""
 LEDGER_ENTRY = """
 SELECT operation_id, approved, decline_code FROM simulated_provider_ledger WHERE idempotency_key = $1
 """
@@ -468,20 +463,11 @@ def _recorded_end(booking_id: uuid.UUID, row: hotsql.Row) -> CancelledBooking | 
     )
 
 
-async def record_payable_booking(session: AsyncSession, values: dict[str, Any]) -> None:
-    """Keep a booking ``booking.created`` announced; a repeated announcement changes nothing."""
-    v = values
-    await hotsql.execute(
-        session,
-        RECORD_PAYABLE_BOOKING,
-        *(v["booking_id"], v["user_id"], v["user_email"], v["amount"], v["currency"], v["expires_at"]),
-    )
-
-
 def record_payable_booking_with_claim_sql(claim: str) -> str:
-    """``record_payable_booking`` and the consumer's dedupe record ``claim`` (servicekit's
-    ``claim_sql``, parameters $1-$3) in one statement: the booking ($4-$9) is kept only when the
-    event is claimed; the row says whether it was."""
+    """``booking.created``: keep what paying the booking needs, with the consumer's dedupe record
+    ``claim`` (servicekit's ``claim_sql``, parameters $1-$3) in one statement. The booking ($4-$9)
+    is kept only when the event is claimed (a redelivery changes nothing); the row says whether
+    it was."""
     return f"""
     WITH claimed AS ({claim}), kept AS (
         INSERT INTO payable_bookings (booking_id, user_id, user_email, amount, currency, expires_at)

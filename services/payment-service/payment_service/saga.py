@@ -6,7 +6,6 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service import repository
-from payment_service.bookings import record_created_booking
 from payment_service.models import processed_events
 from payment_service.refunds import refund_cancelled_booking
 from payment_service.schemas import BookingCancelled, BookingCreated
@@ -20,14 +19,12 @@ ROUTING_KEYS = ["booking.created", "booking.cancelled", "booking.expired"]
 
 
 def booking_events_handler(runtime: Runtime) -> EventHandler:
-    """Keep a new booking, so paying it needs no call to booking-service; refund the payment of
-    a booking that was cancelled or expired (inside the consumer's transaction); a payment that
-    lands on it later is refunded when it succeeds."""
+    """Refund the payment of a booking that was cancelled or expired (inside the consumer's
+    transaction); a payment that lands on it later is refunded when it succeeds.
+    ``booking.created`` never gets here: it is one statement (``created_booking_statement``),
+    and a copy of it that statement did not claim is a duplicate, skipped by the dedupe record."""
 
     async def handle(session: AsyncSession, event: EventEnvelope) -> None:
-        if event.event_type == "booking.created":
-            await record_created_booking(session, BookingCreated.model_validate(event.data))
-            return
         if event.event_type == "booking.cancelled":
             ended = BookingCancelled.model_validate(event.data)
         elif event.event_type == "booking.expired":
@@ -41,7 +38,8 @@ def booking_events_handler(runtime: Runtime) -> EventHandler:
 
 def created_booking_statement(processed: Table) -> StatementHandler:
     """``booking.created`` as one statement in autocommit: the dedupe record and the payable
-    booking (``record_created_booking``'s row) together; the other events are transactional."""
+    booking together, so paying it needs no call to booking-service; the other events are
+    transactional."""
     sql = repository.record_payable_booking_with_claim_sql(claim_sql(processed))
 
     def statement(event: EventEnvelope) -> OneStatement | None:
