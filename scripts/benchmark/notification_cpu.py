@@ -51,7 +51,7 @@ PASSWORD = os.environ.get("TEST_DB_PASSWORD", "dev-only-db-password")
 # Where samples fall: the first marker found in a stack (innermost frame first) names its bucket.
 PROFILE_BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("jinja2 render", ("jinja2/", "rendering.py")),
-    ("QR codes (segno)", ("segno/",)),
+    ("QR codes (zxing-cpp)", ("zxingcpp", "attachments.py")),
     ("calendar file (icalendar)", ("icalendar/",)),
     ("email.message build + flatten", ("email/", "build_email")),
     ("SMTP client (aiosmtplib)", ("aiosmtplib/",)),
