@@ -213,12 +213,27 @@ def _set_prices(showtime: Showtime, prices: Prices) -> None:
 
 
 async def update_showtime(
-    session: AsyncSession, cache: CatalogCache, showtime_id: uuid.UUID, body: ShowtimeUpdate, cleaning: int
+    session: AsyncSession,
+    cache: CatalogCache,
+    statuses: SeatStatusReader,
+    showtime_id: uuid.UUID,
+    body: ShowtimeUpdate,
+    cleaning: int,
 ) -> Showtime:
-    """Move a showtime or change its prices, until it starts."""
+    """Move a showtime or change its prices, until it starts.
+
+    Moving it is refused (409) once booking holds or sold any of its seats (503 if unknown), as
+    deleting it is: each booking keeps the start it was made for (docs/contracts.md), from
+    which its cancellation cut-off, its tickets mail and its doors follow. New prices apply
+    to bookings made after the change; a booking keeps what it was priced at.
+    """
     showtime = await _found(session, Showtime, showtime_id, "Showtime")
     if showtime.starts_at <= datetime.now(UTC):
         raise Conflict("The showtime has already started", code="showtime_started")
+    if body.starts_at is not None and body.starts_at.astimezone(UTC) != showtime.starts_at:
+        taken = await statuses.fetch(showtime_id)
+        if taken.held or taken.booked:
+            raise Conflict("The showtime has bookings: it cannot be moved", code="has_bookings")
     hall = await repository.lock_auditorium(session, showtime.auditorium_id)
     assert hall is not None  # a showtime's auditorium is a foreign key
     if body.prices is not None:

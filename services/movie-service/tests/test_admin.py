@@ -296,6 +296,32 @@ async def test_a_price_change_reaches_the_seat_map_and_booking_at_once(
     assert {s["tier"]: s["price"] for s in seat_map["seats"]} == new_prices
 
 
+async def test_a_showtime_with_bookings_cannot_be_moved_but_can_be_repriced(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    showtime: Builder,
+    seat_statuses: dict[str, dict[str, list[str]]],
+) -> None:
+    """Each booking keeps the start it was made for: moving its showtime would leave its copy,
+    its cut-off, its tickets mail and its doors at the old time."""
+    held, booked, free = await showtime(), await showtime(), await showtime()
+    seat_statuses[held["id"]] = {"held": ["A1"], "booked": []}
+    seat_statuses[booked["id"]] = {"held": [], "booked": ["B2"]}
+    later = {"starts_at": _soon(24 * 60).isoformat()}
+    for taken in (held, booked):
+        url = f"/showtimes/{taken['id']}"
+        refused = await client.patch(url, json=later, headers=admin)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "has_bookings"
+        same_start = await client.patch(url, json={"starts_at": taken["starts_at"]}, headers=admin)
+        assert same_start.status_code == 200, "not a move"
+        assert same_start.json()["starts_at"] == taken["starts_at"], "the refused move changed nothing"
+        prices = {"standard": 99000, "vip": 150000, "couple": 250000}
+        repriced = await client.patch(url, json={"prices": prices}, headers=admin)
+        assert repriced.status_code == 200 and repriced.json()["prices"] == prices
+    moved = await client.patch(f"/showtimes/{free['id']}", json=later, headers=admin)
+    assert moved.status_code == 200 and moved.json()["starts_at"] != free["starts_at"]
+
+
 async def test_moving_a_showtime_keeps_the_rules(
     client: httpx.AsyncClient, admin: dict[str, str], auditorium: Builder, showtime: Builder
 ) -> None:

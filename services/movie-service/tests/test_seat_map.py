@@ -105,6 +105,9 @@ async def test_seat_map_is_503_when_booking_is_down(
     admin = {"Authorization": f"Bearer {mint_token(settings, roles=('admin',))}"}
     refused = await down.delete(f"/showtimes/{shown['id']}", headers=admin)
     assert refused.status_code == 503
+    later = {"starts_at": (datetime.fromisoformat(shown["starts_at"]) + timedelta(days=1)).isoformat()}
+    not_moved = await down.patch(f"/showtimes/{shown['id']}", json=later, headers=admin)
+    assert not_moved.status_code == 503 and not_moved.json()["error"]["code"] == "service_unavailable"
     assert (await down.get(f"/movies/{shown['movie_id']}")).status_code == 200
 
 

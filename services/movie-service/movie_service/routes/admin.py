@@ -147,7 +147,9 @@ async def create_showtime(
 
 
 @router.patch(
-    "/showtimes/{showtime_id}", response_model=ShowtimeOut, responses=error_responses(401, 403, 404, 409, 422)
+    "/showtimes/{showtime_id}",
+    response_model=ShowtimeOut,
+    responses=error_responses(401, 403, 404, 409, 422, 503),
 )
 async def update_showtime(
     showtime_id: uuid.UUID,
@@ -155,10 +157,12 @@ async def update_showtime(
     _: AdminUser,
     session: SessionDep,
     cache: CacheDep,
+    statuses: StatusesDep,
     settings: SettingsDep,
 ) -> ShowtimeOut:
-    """Move a showtime or change its prices (admin), until it starts."""
-    await programme.update_showtime(session, cache, showtime_id, body, settings.cleaning_minutes)
+    """Move a showtime or change its prices (admin), until it starts; moving it is a 409 once
+    it has bookings, a 503 when booking cannot tell."""
+    await programme.update_showtime(session, cache, statuses, showtime_id, body, settings.cleaning_minutes)
     return await catalog.showtime_by_id(session, showtime_id)
 
 
